@@ -1,0 +1,17 @@
+import numpy as np, pytest
+from minitrain.data import write_idx
+
+def make_mnist(folder, n_train=30, n_test=5, seed=0):
+    "Write small synthetic MNIST IDX files into `folder/mnist/` and return `folder`."
+    rng = np.random.default_rng(seed)
+    (folder/'mnist').mkdir(parents=True, exist_ok=True)
+    for prefix, n in [('train', n_train), ('t10k', n_test)]:
+        labels = rng.integers(0, 10, n)
+        imgs = np.zeros((n, 28, 28), np.uint8)
+        imgs[np.arange(n), 4 + 2*labels, 4:24] = 255  # a bar whose row tells the label: learnable, and compresses well
+        write_idx(folder/'mnist'/f'{prefix}-images-idx3-ubyte.gz', imgs)
+        write_idx(folder/'mnist'/f'{prefix}-labels-idx1-ubyte.gz', labels)
+    return folder
+
+@pytest.fixture
+def mnist_dir(tmp_path): return make_mnist(tmp_path/'data')

@@ -1,0 +1,50 @@
+"""Build README.md from nbs/index.ipynb: nbdev's notebook processing, then nbconvert's Markdown exporter.
+
+`nbdev-readme` needs Quarto; this does the same job with Python tools alone.
+    python tools/readme.py          # write README.md
+    python tools/readme.py --check  # exit 1 if README.md differs from what index.ipynb gives
+"""
+import sys, tempfile
+from pathlib import Path
+import yaml
+from fastcore.nbio import read_nb, write_nb
+from nbconvert.exporters import MarkdownExporter
+from nbformat import reads, NO_CONVERT
+from nbdev.config import get_config
+from nbdev.processors import FilterDefaults
+
+def front_matter(cell):
+    "The YAML of a front-matter cell (`---` … `---`), or None for any other cell."
+    src = cell.source.strip()
+    if cell.cell_type != 'raw' or not src.startswith('---'): return None
+    return yaml.safe_load(src.strip('-')) or {}
+
+def render():
+    "README.md's text, made from the readme notebook named in pyproject.toml."
+    cfg = get_config()
+    src = cfg.nbs_path/cfg.readme_nb
+    # What `nbdev-proc-nbs` does to each notebook (nbdev.serve_drv.exec_nb), without its Quarto check:
+    # directives removed, the title and summary moved into a front-matter cell, and so on.
+    nbdev_nb = read_nb(src)
+    FilterDefaults()(nbdev_nb)
+    with tempfile.TemporaryDirectory() as d:
+        write_nb(nbdev_nb, Path(d)/'index.ipynb')
+        nb = reads((Path(d)/'index.ipynb').read_text(), NO_CONVERT)
+    head = ''
+    if nb.cells and (fm := front_matter(nb.cells[0])) is not None:
+        nb.cells = nb.cells[1:]
+        head = f"# {fm.get('title', cfg.lib_name)}\n\n" + (f"> {fm['description']}\n\n" if fm.get('description') else '')
+    body, _ = MarkdownExporter(exclude_input_prompt=True, exclude_output_prompt=True).from_notebook_node(nb)
+    text = head + body.strip() + '\n'
+    return text
+
+def main(argv):
+    readme = get_config().config_path/'README.md'
+    text = render()
+    if '--check' in argv:
+        if not readme.exists() or readme.read_text() != text:
+            sys.exit(f"{readme} is stale: run `python tools/readme.py` and commit the result.")
+        print("README.md is up to date.")
+    else: readme.write_text(text)
+
+if __name__ == '__main__': main(sys.argv[1:])
