@@ -7,10 +7,12 @@ __all__ = ['whole_number', 'positive_number', 'OneLineParser', 'parser', 'fit_ml
 
 # %% ../nbs/02_cli.ipynb #ca294bac
 import argparse, math, sys, time
+from pathlib import Path
 import torch
 from tqdm import tqdm
-from .data import load_mnist, DownloadError, MNISTFileError
-from .training import Model, train_epoch, minibatches, evaluate
+from .data import load_mnist
+import torch.nn.functional as F
+from .training import MLP, Optimizer, Dataset, DataLoader, History, fit_epoch, evaluate, set_seed
 
 # %% ../nbs/02_cli.ipynb #8fb87281
 def whole_number(lo):
@@ -43,31 +45,39 @@ def parser():
     p.add_argument('--nh', type=whole_number(1), default=50, help='hidden units (default: 50)')
     p.add_argument('--seed', type=int, default=1, help='random seed for the initial weights (default: 1)')
     p.add_argument('--data', default=None, help='folder holding MNIST (default: $MINITRAIN_DATA, else the project data/ folder)')
+    p.add_argument('--shuffle', action='store_true', help='shuffle the training set each epoch (default: in order, as in the lesson)')
+    p.add_argument('--plot', default=None, metavar='FILE.png', help='save a plot of the training and validation losses')
     return p
 
 # %% ../nbs/02_cli.ipynb #01d56101
-def fit_mlp(epochs=3, bs=50, lr=0.5, nh=50, seed=1, data=None):
+def fit_mlp(epochs=3, bs=50, lr=0.5, nh=50, seed=1, data=None, shuffle=False, plot=None):
     "Train the lesson's MLP on MNIST, printing a line per epoch; returns the final validation accuracy."
     (x_train, y_train), (x_valid, y_valid), _ = load_mnist(data)
-    torch.manual_seed(seed)
-    model = Model(x_train.shape[1], nh, 10)
+    set_seed(seed)
+    model = MLP(x_train.shape[1], nh, 10)
+    opt = Optimizer(model.parameters(), lr)
+    train_dl = DataLoader(Dataset(x_train, y_train), bs, shuffle=shuffle)
+    valid_dl = DataLoader(Dataset(x_valid, y_valid), 2*bs)
+    hist = History()
     for epoch in tqdm(range(epochs), desc='epochs', disable=None):
         start = time.perf_counter()
-        batches = tqdm(minibatches(x_train, y_train, bs), total=math.ceil(len(x_train)/bs), leave=False, disable=None)
-        train_epoch(model, batches, lr)
-        secs = time.perf_counter() - start
-        train_loss, _ = evaluate(model, x_train, y_train)
-        valid_loss, valid_acc = evaluate(model, x_valid, y_valid)
+        valid_loss, valid_acc = fit_epoch(epoch, model, F.cross_entropy, opt, tqdm(train_dl, leave=False, disable=None), valid_dl, hist)
+        train_loss = sum(hist.train_losses[-len(train_dl):]) / len(train_dl)
         tqdm.write(f"epoch {epoch+1}/{epochs}  train_loss {train_loss:.4f}  valid_loss {valid_loss:.4f}  "
-                   f"valid_acc {valid_acc:.4f}  time {secs:.1f}s")
-    return evaluate(model, x_valid, y_valid)[1]
+                   f"valid_acc {valid_acc:.4f}  time {time.perf_counter() - start:.1f}s")
+    if plot:
+        import matplotlib.pyplot as plt
+        plt.close(hist.plot(plot))
+    return hist.valid[-1][1] if hist.valid else evaluate(model, valid_dl)[1]
 
 # %% ../nbs/02_cli.ipynb #426d2954
 def main(argv=None):
     "Entry point of `minitrain-fit`; returns the exit status."
-    args = parser().parse_args(argv)
-    try: acc = fit_mlp(args.epochs, args.bs, args.lr, args.nh, args.seed, args.data)
-    except (DownloadError, MNISTFileError, PermissionError) as e:
+    p = parser()
+    args = p.parse_args(argv)
+    if args.plot and not Path(args.plot).expanduser().parent.is_dir(): p.error(f"argument --plot: no folder {Path(args.plot).parent} to save {args.plot} in")
+    try: acc = fit_mlp(args.epochs, args.bs, args.lr, args.nh, args.seed, args.data, args.shuffle, args.plot)
+    except (OSError, ValueError, FloatingPointError) as e:
         print(f"minitrain-fit: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 1
     print(f"accuracy {acc:.4f}")

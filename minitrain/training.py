@@ -4,12 +4,18 @@
 
 # %% auto #0
 __all__ = ['Model', 'logsumexp', 'log_softmax', 'nll', 'cross_entropy', 'accuracy', 'report', 'sgd_update', 'minibatches',
-           'train_epoch', 'basic_fit', 'evaluate']
+           'train_epoch', 'basic_fit', 'evaluate', 'MLP', 'Optimizer', 'Dataset', 'collate', 'set_seed', 'Sampler',
+           'BatchSampler', 'fetch', 'DataLoader', 'History', 'train_one_epoch', 'fit_epoch', 'fit', 'get_dls']
 
 # %% ../nbs/01_training.ipynb #2a2cb150
-import torch
+import math, random, multiprocessing
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+import numpy as np, torch
 from torch import nn
 import torch.nn.functional as F
+from torch.utils.data import TensorDataset
+from fastcore.basics import patch
 from .data import load_mnist
 
 # %% ../nbs/01_training.ipynb #5bca6bcc
@@ -90,12 +96,204 @@ def basic_fit(epochs, model, x, y, bs=50, lr=0.5, loss_func=F.cross_entropy):
         report(*train_epoch(model, minibatches(x, y, bs), lr, loss_func))
 
 # %% ../nbs/01_training.ipynb #f12a7d66
-def evaluate(model, x, y, bs=1000, loss_func=F.cross_entropy):
-    "Mean loss and accuracy of `model` on `x`,`y`, computed in batches of `bs` without gradients."
-    tot_loss, tot_acc = 0., 0.
+def evaluate(model, batches, loss_func=F.cross_entropy):
+    "Mean loss and accuracy of `model` over `batches` of `(xb, yb)`, weighting each batch by its size, without gradients."
+    tot_loss, tot_acc, count = 0., 0., 0
     with torch.no_grad():
-        for xb, yb in minibatches(x, y, bs):
+        for xb, yb in batches:
             preds = model(xb)
-            tot_loss += loss_func(preds, yb).item() * len(xb)
-            tot_acc += accuracy(preds, yb).item() * len(xb)
-    return tot_loss / len(x), tot_acc / len(x)
+            n = len(xb)
+            tot_loss += loss_func(preds, yb).item() * n
+            tot_acc += accuracy(preds, yb).item() * n
+            count += n
+    return tot_loss / count, tot_acc / count
+
+# %% ../nbs/01_training.ipynb #0147ebd6
+class MLP(nn.Sequential):
+    "The lesson's MLP as an `nn.Sequential`: Linear(`n_in`, `nh`), ReLU, Linear(`nh`, `n_out`)."
+    def __init__(self, n_in=784, nh=50, n_out=10):
+        super().__init__(nn.Linear(n_in, nh), nn.ReLU(), nn.Linear(nh, n_out))
+        self.n_in = n_in
+
+    def forward(self, x):
+        if x.ndim != 2 or x.shape[1] != self.n_in:
+            raise ValueError(f"MLP expects a batch of shape (N, {self.n_in}), got {tuple(x.shape)}")
+        return super().forward(x)
+
+# %% ../nbs/01_training.ipynb #07b48a51
+class Optimizer:
+    "Plain SGD from scratch: `step` subtracts `lr` times each gradient, `zero_grad` clears them."
+    def __init__(self, params, lr=0.5):
+        self.params, self.lr = list(params), lr
+
+    def step(self):
+        with torch.no_grad():
+            for p in self.params:
+                if p.grad is not None: p -= p.grad * self.lr
+
+    def zero_grad(self):
+        for p in self.params: p.grad = None
+
+# %% ../nbs/01_training.ipynb #0c6adcae
+class Dataset:
+    "Inputs `x` and targets `y` of equal length; `ds[i]` is `(x[i], y[i])` for an int, a slice or a tensor of indices."
+    def __init__(self, x, y):
+        if len(x) != len(y): raise ValueError(f"Dataset needs as many targets as inputs: x has {len(x)}, y has {len(y)}")
+        self.x, self.y = x, y
+    def __len__(self): return len(self.x)
+    def __getitem__(self, i): return self.x[i], self.y[i]
+
+# %% ../nbs/01_training.ipynb #9f8f0142
+def collate(b):
+    "Stack a list of `(x, y)` items into one `(xs, ys)` batch."
+    xs, ys = zip(*b)
+    return torch.stack(xs), torch.stack(ys)
+
+# %% ../nbs/01_training.ipynb #6680f657
+def set_seed(seed):
+    "Seed Python's `random`, numpy and torch, so shuffles and initial weights repeat."
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+class Sampler:
+    "The order to visit the `len(ds)` items in: 0, 1, 2, … or, with `shuffle`, a random permutation."
+    def __init__(self, ds, shuffle=False, generator=None):
+        self.n, self.shuffle, self.generator = len(ds), shuffle, generator
+    def __len__(self): return self.n
+    def indices(self):
+        "This epoch's order as one tensor."
+        return torch.randperm(self.n, generator=self.generator) if self.shuffle else torch.arange(self.n)
+    def __iter__(self): return iter(self.indices().tolist())
+
+class BatchSampler:
+    "Batches of `bs` indices from `sampler`; the last is shorter unless `drop_last`."
+    def __init__(self, sampler, bs, drop_last=False):
+        if not isinstance(bs, int) or bs <= 0: raise ValueError(f"batch size must be a positive integer, got {bs!r}")
+        self.sampler, self.bs, self.drop_last = sampler, bs, drop_last
+    def __len__(self): return len(self.sampler)//self.bs if self.drop_last else math.ceil(len(self.sampler)/self.bs)
+    def __iter__(self):
+        if hasattr(self.sampler, 'indices'): batches = iter(self.sampler.indices().split(self.bs))
+        else: batches = (list(b) for b in _chunks(iter(self.sampler), self.bs))
+        for b in batches:
+            if len(b) < self.bs and self.drop_last: return
+            yield b
+
+def _chunks(it, n):
+    "Successive lists of up to `n` items from iterator `it`."
+    while b := [x for _, x in zip(range(n), it)]: yield b
+
+# %% ../nbs/01_training.ipynb #a5a970b9
+def fetch(ds, idxs, collate_fn=None):
+    "The batch of `ds` at `idxs`: one index operation for a tensor-backed `ds`, else item by item through `collate_fn`."
+    if collate_fn is None and isinstance(ds, (Dataset, TensorDataset)): return ds[idxs]
+    return (collate_fn or collate)([ds[int(i)] for i in idxs])
+
+# %% ../nbs/01_training.ipynb #80c474ad
+class DataLoader:
+    "Iterate over `ds` in batches of `(xb, yb)`, fetching each batch with one index operation when `ds` holds tensors."
+    def __init__(self, ds, batch_size=1, shuffle=False, drop_last=False, collate_fn=None, num_workers=0,
+                 generator=None, mp_context=None, timeout=60, bs=None):
+        if len(ds) == 0: raise ValueError("DataLoader got an empty dataset")
+        if not isinstance(num_workers, int) or num_workers < 0: raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}")
+        self.ds, self.collate_fn, self.num_workers = ds, collate_fn, num_workers
+        self.mp_context, self.timeout = mp_context, timeout
+        self.batchs = BatchSampler(Sampler(ds, shuffle, generator), batch_size if bs is None else bs, drop_last)
+
+    def __len__(self): return len(self.batchs)
+
+    def __iter__(self):
+        if self.num_workers: yield from self._from_workers()
+        else:
+            for b in self.batchs: yield fetch(self.ds, b, self.collate_fn)
+
+# %% ../nbs/01_training.ipynb #58f85786
+_worker_state = {}
+
+def _init_worker(ds, collate_fn):
+    "Runs once in each worker: keep the dataset, and use one thread (the parallelism is across workers)."
+    torch.set_num_threads(1)
+    _worker_state['ds'], _worker_state['collate_fn'] = ds, collate_fn
+
+def _fetch_in_worker(idxs): return fetch(_worker_state['ds'], idxs, _worker_state['collate_fn'])
+
+@patch
+def _from_workers(self:DataLoader):
+    "Batches fetched by `num_workers` processes, `2*num_workers` requested ahead, in order."
+    ctx = multiprocessing.get_context(self.mp_context)
+    ex = ProcessPoolExecutor(self.num_workers, mp_context=ctx, initializer=_init_worker, initargs=(self.ds, self.collate_fn))
+    try:
+        batches, pending = iter(self.batchs), deque()
+        for b in batches:
+            pending.append(ex.submit(_fetch_in_worker, b))
+            if len(pending) < 2*self.num_workers: continue
+            yield pending.popleft().result(timeout=self.timeout)
+        while pending: yield pending.popleft().result(timeout=self.timeout)
+    finally: ex.shutdown(wait=True, cancel_futures=True)
+
+# %% ../nbs/01_training.ipynb #3ac8c0c5
+class History:
+    "Per-batch training losses and per-epoch validation loss and accuracy, as recorded by `fit`."
+    def __init__(self): self.train_losses, self.valid = [], []
+
+    def check(self, epoch, losses):
+        "Record one epoch's batch `losses`; raise if any is nan or infinite."
+        losses = torch.stack(losses) if losses else torch.zeros(0)
+        bad = (~torch.isfinite(losses)).nonzero()
+        if len(bad):
+            i = int(bad[0])
+            raise FloatingPointError(f"the training loss became {losses[i].item()} at epoch {epoch}, batch {i} "
+                                     f"(counting from 0): try a smaller learning rate")
+        self.train_losses += losses.tolist()
+
+    def plot(self, fn=None):
+        "Training loss per batch and validation loss/accuracy per epoch; saved to `fn` if given. Returns the figure."
+        import matplotlib.pyplot as plt
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
+        ax1.plot(self.train_losses, lw=0.5)
+        ax1.set(title='training loss per batch', xlabel='batch', ylabel='loss', yscale='log')
+        epochs = range(1, len(self.valid)+1)
+        ax2.plot(epochs, [l for l, a in self.valid], 'o-', label='valid loss')
+        ax2.set(title='validation per epoch', xlabel='epoch', ylabel='loss')
+        ax2.xaxis.get_major_locator().set_params(integer=True)
+        ax3 = ax2.twinx()
+        ax3.plot(epochs, [a for l, a in self.valid], 's-', color='C1', label='valid accuracy')
+        ax3.set_ylabel('accuracy')
+        fig.legend(loc='lower right', bbox_to_anchor=(0.9, 0.2))
+        fig.tight_layout()
+        if fn: fig.savefig(fn, dpi=100)
+        return fig
+
+# %% ../nbs/01_training.ipynb #35aef150
+def train_one_epoch(model, loss_func, opt, dl):
+    "One epoch of training on `dl`; returns each batch's loss as a tensor."
+    model.train()
+    losses = []
+    for xb, yb in dl:
+        loss = loss_func(model(xb), yb)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.detach())
+    return losses
+
+def fit_epoch(epoch, model, loss_func, opt, train_dl, valid_dl, history):
+    "Train one epoch, then validate; records both in `history` and returns `(valid_loss, valid_acc)`."
+    history.check(epoch, train_one_epoch(model, loss_func, opt, train_dl))
+    model.eval()
+    history.valid.append(evaluate(model, valid_dl, loss_func))
+    return history.valid[-1]
+
+def fit(epochs, model, loss_func, opt, train_dl, valid_dl, history=None):
+    "Train for `epochs`, printing `epoch valid_loss valid_acc` after each; returns the last `(valid_loss, valid_acc)`."
+    if not isinstance(epochs, int) or epochs < 0: raise ValueError(f"epochs must be an integer >= 0, got {epochs!r}")
+    history = History() if history is None else history
+    valid_loss, valid_acc = math.nan, math.nan
+    for epoch in range(epochs):
+        valid_loss, valid_acc = fit_epoch(epoch, model, loss_func, opt, train_dl, valid_dl, history)
+        print(f'{epoch} {valid_loss:.4f} {valid_acc:.4f}')
+    return valid_loss, valid_acc
+
+def get_dls(train_ds, valid_ds, bs, **kwargs):
+    "Loaders for training (shuffled, batches of `bs`) and validation (in order, batches of `2*bs`)."
+    return DataLoader(train_ds, bs, shuffle=True, **kwargs), DataLoader(valid_ds, 2*bs, **kwargs)
