@@ -126,11 +126,13 @@ def download(url, dest, sha256, timeout=30):
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f'.{dest.name}.', suffix='.part')
     try:
         h = hashlib.sha256()
+        got = 0
         with os.fdopen(fd, 'wb') as f, urllib.request.urlopen(url, timeout=timeout) as r:
             size = int(r.headers.get('Content-Length') or 0) or None
             with tqdm(total=size, unit='B', unit_scale=True, desc=dest.name, leave=False) as bar:
                 while chunk := r.read(1 << 16):
-                    f.write(chunk); h.update(chunk); bar.update(len(chunk))
+                    f.write(chunk); h.update(chunk); bar.update(len(chunk)); got += len(chunk)
+        if size and got < size: raise ConnectionError(f"the connection closed after {got:,} of {size:,} bytes")
         if h.hexdigest() != sha256: raise ValueError(f"SHA-256 is {h.hexdigest()}, expected {sha256}")
         os.replace(tmp, dest)
     finally: Path(tmp).unlink(missing_ok=True)

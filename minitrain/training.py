@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['Model', 'logsumexp', 'log_softmax', 'nll', 'cross_entropy', 'accuracy', 'report', 'sgd_update', 'minibatches',
-           'train_epoch', 'basic_fit', 'evaluate', 'MLP', 'Optimizer', 'Dataset', 'collate', 'set_seed', 'Sampler',
-           'BatchSampler', 'fetch', 'DataLoader', 'History', 'train_one_epoch', 'fit_epoch', 'fit', 'get_dls']
+           'check_lr', 'check_epochs', 'check_bs', 'train_epoch', 'basic_fit', 'evaluate', 'MLP', 'Optimizer',
+           'Dataset', 'collate', 'set_seed', 'Sampler', 'BatchSampler', 'fetch', 'DataLoader', 'History',
+           'check_targets', 'train_one_epoch', 'fit_epoch', 'fit', 'get_dls']
 
 # %% ../nbs/01_training.ipynb #2a2cb150
 import math, random, multiprocessing
@@ -80,7 +81,23 @@ def minibatches(x, y, bs):
         s = slice(i, min(n, i + bs))
         yield x[s], y[s]
 
-# %% ../nbs/01_training.ipynb #2845dc88
+# %% ../nbs/01_training.ipynb #56a173b1
+def check_lr(lr):
+    "Raise `ValueError` unless `lr` is a finite number greater than 0."
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr must be a finite number greater than 0, got {lr!r}")
+
+def check_epochs(epochs):
+    "Raise `ValueError` unless `epochs` is a whole number >= 0."
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise ValueError(f"epochs must be a whole number >= 0, got {epochs!r}")
+
+def check_bs(bs):
+    "Raise `ValueError` unless the batch size `bs` is a whole number > 0."
+    if isinstance(bs, bool) or not isinstance(bs, int) or bs <= 0:
+        raise ValueError(f"bs (the batch size) must be a whole number > 0, got {bs!r}")
+
+# %% ../nbs/01_training.ipynb #7b1ed755
 def train_epoch(model, batches, lr, loss_func=F.cross_entropy):
     "One pass of minibatch SGD over `batches`; returns the last batch's loss, predictions and targets."
     for xb, yb in batches:
@@ -92,10 +109,13 @@ def train_epoch(model, batches, lr, loss_func=F.cross_entropy):
 
 def basic_fit(epochs, model, x, y, bs=50, lr=0.5, loss_func=F.cross_entropy):
     "Train `model` on `x`,`y` for `epochs` of in-order minibatch SGD, reporting each epoch's last batch."
+    check_epochs(epochs); check_lr(lr); check_bs(bs)
+    if len(x) != len(y): raise ValueError(f"x and y must have the same length: x has {len(x)}, y has {len(y)}")
+    if len(x) == 0: raise ValueError("x and y are empty: there is nothing to train on")
     for epoch in range(epochs):
         report(*train_epoch(model, minibatches(x, y, bs), lr, loss_func))
 
-# %% ../nbs/01_training.ipynb #f12a7d66
+# %% ../nbs/01_training.ipynb #310c0ed3
 def evaluate(model, batches, loss_func=F.cross_entropy):
     "Mean loss and accuracy of `model` over `batches` of `(xb, yb)`, weighting each batch by its size, without gradients."
     tot_loss, tot_acc, count = 0., 0., 0
@@ -108,7 +128,7 @@ def evaluate(model, batches, loss_func=F.cross_entropy):
             count += n
     return tot_loss / count, tot_acc / count
 
-# %% ../nbs/01_training.ipynb #0147ebd6
+# %% ../nbs/01_training.ipynb #ea3af789
 class MLP(nn.Sequential):
     "The lesson's MLP as an `nn.Sequential`: Linear(`n_in`, `nh`), ReLU, Linear(`nh`, `n_out`)."
     def __init__(self, n_in=784, nh=50, n_out=10):
@@ -120,10 +140,11 @@ class MLP(nn.Sequential):
             raise ValueError(f"MLP expects a batch of shape (N, {self.n_in}), got {tuple(x.shape)}")
         return super().forward(x)
 
-# %% ../nbs/01_training.ipynb #07b48a51
+# %% ../nbs/01_training.ipynb #c8e13a00
 class Optimizer:
     "Plain SGD from scratch: `step` subtracts `lr` times each gradient, `zero_grad` clears them."
     def __init__(self, params, lr=0.5):
+        check_lr(lr)
         self.params, self.lr = list(params), lr
 
     def step(self):
@@ -134,7 +155,7 @@ class Optimizer:
     def zero_grad(self):
         for p in self.params: p.grad = None
 
-# %% ../nbs/01_training.ipynb #0c6adcae
+# %% ../nbs/01_training.ipynb #8d4129e8
 class Dataset:
     "Inputs `x` and targets `y` of equal length; `ds[i]` is `(x[i], y[i])` for an int, a slice or a tensor of indices."
     def __init__(self, x, y):
@@ -143,13 +164,13 @@ class Dataset:
     def __len__(self): return len(self.x)
     def __getitem__(self, i): return self.x[i], self.y[i]
 
-# %% ../nbs/01_training.ipynb #9f8f0142
+# %% ../nbs/01_training.ipynb #acd7b62c
 def collate(b):
     "Stack a list of `(x, y)` items into one `(xs, ys)` batch."
     xs, ys = zip(*b)
     return torch.stack(xs), torch.stack(ys)
 
-# %% ../nbs/01_training.ipynb #6680f657
+# %% ../nbs/01_training.ipynb #202e9cd3
 def set_seed(seed):
     "Seed Python's `random`, numpy and torch, so shuffles and initial weights repeat."
     random.seed(seed)
@@ -169,7 +190,7 @@ class Sampler:
 class BatchSampler:
     "Batches of `bs` indices from `sampler`; the last is shorter unless `drop_last`."
     def __init__(self, sampler, bs, drop_last=False):
-        if not isinstance(bs, int) or bs <= 0: raise ValueError(f"batch size must be a positive integer, got {bs!r}")
+        check_bs(bs)
         self.sampler, self.bs, self.drop_last = sampler, bs, drop_last
     def __len__(self): return len(self.sampler)//self.bs if self.drop_last else math.ceil(len(self.sampler)/self.bs)
     def __iter__(self):
@@ -183,13 +204,13 @@ def _chunks(it, n):
     "Successive lists of up to `n` items from iterator `it`."
     while b := [x for _, x in zip(range(n), it)]: yield b
 
-# %% ../nbs/01_training.ipynb #a5a970b9
+# %% ../nbs/01_training.ipynb #7b0a8fce
 def fetch(ds, idxs, collate_fn=None):
     "The batch of `ds` at `idxs`: one index operation for a tensor-backed `ds`, else item by item through `collate_fn`."
     if collate_fn is None and isinstance(ds, (Dataset, TensorDataset)): return ds[idxs]
     return (collate_fn or collate)([ds[int(i)] for i in idxs])
 
-# %% ../nbs/01_training.ipynb #80c474ad
+# %% ../nbs/01_training.ipynb #874e26e9
 class DataLoader:
     "Iterate over `ds` in batches of `(xb, yb)`, fetching each batch with one index operation when `ds` holds tensors."
     def __init__(self, ds, batch_size=1, shuffle=False, drop_last=False, collate_fn=None, num_workers=0,
@@ -207,7 +228,7 @@ class DataLoader:
         else:
             for b in self.batchs: yield fetch(self.ds, b, self.collate_fn)
 
-# %% ../nbs/01_training.ipynb #58f85786
+# %% ../nbs/01_training.ipynb #f77cd651
 _worker_state = {}
 
 def _init_worker(ds, collate_fn):
@@ -231,7 +252,7 @@ def _from_workers(self:DataLoader):
         while pending: yield pending.popleft().result(timeout=self.timeout)
     finally: ex.shutdown(wait=True, cancel_futures=True)
 
-# %% ../nbs/01_training.ipynb #3ac8c0c5
+# %% ../nbs/01_training.ipynb #ad6e2651
 class History:
     "Per-batch training losses and per-epoch validation loss and accuracy, as recorded by `fit`."
     def __init__(self): self.train_losses, self.valid = [], []
@@ -264,7 +285,30 @@ class History:
         if fn: fig.savefig(fn, dpi=100)
         return fig
 
-# %% ../nbs/01_training.ipynb #35aef150
+# %% ../nbs/01_training.ipynb #37c23981
+def _dataset(dl):
+    "The dataset behind a minitrain or PyTorch loader, if there is one."
+    return getattr(dl, 'ds', None) or getattr(dl, 'dataset', None)
+
+def check_targets(model, dl):
+    "Raise `ValueError` if `dl` holds integer class targets outside `[0, n)`, `n` being the width of `model`'s output."
+    ds = _dataset(dl)
+    if isinstance(ds, Dataset): y = ds.y
+    elif isinstance(ds, TensorDataset) and len(ds.tensors) >= 2: y = ds.tensors[-1]
+    else: return
+    if not torch.is_tensor(y) or y.is_floating_point() or y.is_complex() or len(y) == 0: return
+    was_training = model.training
+    model.eval()  # so that this probe changes nothing, not even batch-norm statistics
+    try:
+        with torch.no_grad(): out = model(ds[:2][0])
+    finally: model.train(was_training)
+    if out.ndim != 2: return
+    lo, hi = int(y.min()), int(y.max())
+    if lo < 0 or hi >= out.shape[1]:
+        raise ValueError(f"targets must be class indices in [0, {out.shape[1]}) to match the model's {out.shape[1]} outputs, "
+                         f"but the dataset has a target {lo if lo < 0 else hi}")
+
+# %% ../nbs/01_training.ipynb #a2023e18
 def train_one_epoch(model, loss_func, opt, dl):
     "One epoch of training on `dl`; returns each batch's loss as a tensor."
     model.train()
@@ -281,12 +325,16 @@ def fit_epoch(epoch, model, loss_func, opt, train_dl, valid_dl, history):
     "Train one epoch, then validate; records both in `history` and returns `(valid_loss, valid_acc)`."
     history.check(epoch, train_one_epoch(model, loss_func, opt, train_dl))
     model.eval()
-    history.valid.append(evaluate(model, valid_dl, loss_func))
-    return history.valid[-1]
+    valid_loss, valid_acc = evaluate(model, valid_dl, loss_func)
+    if not math.isfinite(valid_loss):
+        raise FloatingPointError(f"the validation loss became {valid_loss} after epoch {epoch} (counting from 0): try a smaller learning rate")
+    history.valid.append((valid_loss, valid_acc))
+    return valid_loss, valid_acc
 
 def fit(epochs, model, loss_func, opt, train_dl, valid_dl, history=None):
     "Train for `epochs`, printing `epoch valid_loss valid_acc` after each; returns the last `(valid_loss, valid_acc)`."
-    if not isinstance(epochs, int) or epochs < 0: raise ValueError(f"epochs must be an integer >= 0, got {epochs!r}")
+    check_epochs(epochs)
+    for dl in (train_dl, valid_dl): check_targets(model, dl)
     history = History() if history is None else history
     valid_loss, valid_acc = math.nan, math.nan
     for epoch in range(epochs):

@@ -1,0 +1,130 @@
+"""The download path against a real HTTP server on 127.0.0.1 that misbehaves in the ways networks do.
+
+The server serves small synthetic IDX files under several prefixes, one per behaviour:
+/good/ the real bytes; /bad/ other bytes (checksum mismatch); /404/ not found; /stall/ half the bytes, then silence;
+/cut/ half the bytes, then the connection closes although Content-Length promised more.
+"""
+import hashlib, http.server, socket, subprocess, sys, threading, time, shutil, os
+from pathlib import Path
+import pytest
+import minitrain.data as data
+from minitrain.data import download_mnist, load_mnist, DownloadError, MNISTFileError, ENV_VAR
+from conftest import make_mnist
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    files = {}            # name -> bytes, set by the fixture
+    release = None        # threading.Event that ends a stall early, set by the fixture
+    def log_message(self, *args): pass
+
+    def do_GET(self):
+        _, mode, name = self.path.split('/', 2)
+        body = self.files.get(name)
+        if mode == '404' or body is None: return self.send_error(404)
+        if mode == 'bad': body = b'\x1f\x8b' + bytes(len(body) - 2)
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        if mode in ('good', 'bad'): return self.wfile.write(body)
+        self.wfile.write(body[:len(body)//2]); self.wfile.flush()
+        if mode == 'stall': self.release.wait(10)  # bounded: the server never holds a connection past 10 s
+        self.close_connection = True               # 'cut', and a stall that ends: close with bytes missing
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    "A running server with synthetic MNIST files; MNIST_FILES holds their checksums. Yields the base URL."
+    src = make_mnist(tmp_path/'src', n_train=40, n_test=8)/'mnist'
+    Handler.files = {p.name: p.read_bytes() for p in src.iterdir()}
+    Handler.release = threading.Event()
+    monkeypatch.setattr(data, 'MNIST_FILES', {k: hashlib.sha256(Handler.files[k]).hexdigest() for k in data.MNIST_FILES})
+    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f'http://127.0.0.1:{srv.server_port}'
+    Handler.release.set(); srv.shutdown(); srv.server_close()
+
+@pytest.fixture
+def refused():
+    "A URL on 127.0.0.1 where nothing listens."
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
+    return f'http://127.0.0.1:{port}/good/'
+
+def cache_files(folder): return sorted(p.name for p in Path(folder).iterdir()) if Path(folder).exists() else []
+
+def test_good_mirror(site, tmp_path):
+    download_mnist(tmp_path/'c', [site + '/good/'])
+    assert cache_files(tmp_path/'c') == sorted(Handler.files)
+    assert all((tmp_path/'c'/k).read_bytes() == v for k, v in Handler.files.items())
+
+def test_checksum_mismatch_is_rejected_then_next_mirror(site, tmp_path):
+    with pytest.raises(DownloadError, match='SHA-256'): download_mnist(tmp_path/'a', [site + '/bad/'])
+    assert cache_files(tmp_path/'a') == []  # neither the file nor a temporary file is left
+    download_mnist(tmp_path/'b', [site + '/bad/', site + '/good/'])
+    assert all((tmp_path/'b'/k).read_bytes() == v for k, v in Handler.files.items())
+
+def test_404_and_refused_fall_through(site, refused, tmp_path):
+    download_mnist(tmp_path/'c', [site + '/404/', refused, site + '/good/'])
+    assert cache_files(tmp_path/'c') == sorted(Handler.files)
+
+def test_stall_times_out_without_partial_file(site, tmp_path):
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError, match='timed out'): download_mnist(tmp_path/'c', [site + '/stall/'], timeout=0.5)
+    assert time.monotonic() - t0 < 8
+    assert cache_files(tmp_path/'c') == []
+
+def test_cut_halfway_without_partial_file(site, tmp_path):
+    with pytest.raises(DownloadError, match='closed after'): download_mnist(tmp_path/'c', [site + '/cut/'], timeout=5)
+    assert cache_files(tmp_path/'c') == []
+
+def test_every_mirror_failing_is_one_error_listing_each(site, refused, tmp_path):
+    mirrors = [site + '/404/', refused, site + '/bad/', site + '/stall/']
+    with pytest.raises(DownloadError) as e: download_mnist(tmp_path/'c', mirrors, timeout=0.5)
+    msg = str(e.value)
+    name = next(iter(data.MNIST_FILES))  # the first file is the one that fails
+    for m, why in zip(mirrors, ['404', 'refused', 'SHA-256', 'timed out']):
+        line = next(l for l in msg.splitlines() if m + name in l)
+        assert why in line, line
+    assert ENV_VAR in msg and str(tmp_path/'c') in msg
+
+def test_load_mnist_downloads_then_reads_from_cache(site, tmp_path, monkeypatch):
+    monkeypatch.setattr(data, 'MIRRORS', [site + '/good/'])
+    (x, y), (xv, yv), (xt, yt) = load_mnist(tmp_path, n_valid=10)
+    assert x.shape == (30, 784) and xt.shape == (8, 784)
+    monkeypatch.setattr(data, 'MIRRORS', [])  # now it must not need the network
+    assert load_mnist(tmp_path, n_valid=10)[0][0].shape == (30, 784)
+
+def corrupt(kind, fn):
+    "Damage the cached IDX file `fn` in one of the ways real caches get damaged."
+    good = fn.read_bytes()
+    import gzip
+    raw = gzip.decompress(good)
+    if kind == 'truncated': fn.write_bytes(good[:len(good)//3])
+    elif kind == 'not gzip': fn.write_text('<html><body>Service Unavailable</body></html>')
+    elif kind == 'wrong magic': fn.write_bytes(gzip.compress(b'\x00\x00\x08\x01' + raw[4:]))
+    elif kind == 'wrong sizes': fn.write_bytes(gzip.compress(raw[:-784]))
+    elif kind == 'empty': fn.write_bytes(b'')
+
+@pytest.mark.parametrize('kind', ['truncated', 'not gzip', 'wrong magic', 'wrong sizes', 'empty'])
+def test_damaged_cache_names_the_file(kind, tmp_path):
+    folder = make_mnist(tmp_path, n_train=40, n_test=8)
+    bad = folder/'mnist'/'train-images-idx3-ubyte.gz'
+    corrupt(kind, bad)
+    with pytest.raises(MNISTFileError) as e: load_mnist(folder, n_valid=10)
+    assert str(bad) in str(e.value) and 'Delete' in str(e.value)
+
+def test_read_only_folder_is_a_clear_error(tmp_path):
+    "A real read-only file system: a tmpfs mounted read-only in a private mount namespace (root), or chmod (others)."
+    code = f"from minitrain.data import load_mnist; load_mnist({str(tmp_path/'ro')!r})"
+    (tmp_path/'ro').mkdir()
+    if os.geteuid() == 0:
+        if not shutil.which('unshare'): pytest.skip('needs unshare(1) to make a read-only folder as root')
+        cmd = ['unshare', '-m', 'sh', '-c', f'mount -t tmpfs -o ro tmpfs "$1" && exec "$2" -c "$3"', 'sh', str(tmp_path/'ro'), sys.executable, code]
+    else:
+        (tmp_path/'ro').chmod(0o555)
+        cmd = [sys.executable, '-c', code]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert 'Cannot write to the data folder' in r.stderr and str(tmp_path/'ro') in r.stderr, r.stderr
+    fit = subprocess.run(cmd[:-1] + [f"import sys; from minitrain.cli import main; sys.exit(main(['--data', {str(tmp_path/'ro')!r}]))"],
+                         capture_output=True, text=True, timeout=60)
+    assert fit.returncode == 1 and fit.stderr.count('\n') == 1 and 'Cannot write to the data folder' in fit.stderr, fit.stderr
