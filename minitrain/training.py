@@ -30,39 +30,39 @@ class Model(nn.Module):
         for l in self.layers: x = l(x)
         return x
 
-# %% ../nbs/01_training.ipynb #003edc9e
+# %% ../nbs/01_training.ipynb #07a9ee17
 def logsumexp(x):
     "log(sum(exp(x))) over the last axis, computed without overflow."
     m = x.max(-1)[0]
     m = torch.where(m.isinf(), 0., m)
     return m + (x - m[..., None]).exp().sum(-1).log()
 
-# %% ../nbs/01_training.ipynb #c7fb155c
+# %% ../nbs/01_training.ipynb #d125d1ce
 def log_softmax(x):
     "Log of softmax over the last axis: `x - logsumexp(x)`, stable for large scores."
     return x - x.logsumexp(-1, keepdim=True)
 
-# %% ../nbs/01_training.ipynb #0743ef7d
+# %% ../nbs/01_training.ipynb #5bccd1fc
 def nll(input, target):
     "Negative log likelihood: minus the mean of `input[i, target[i]]`."
     return -input[torch.arange(target.shape[0]), target].mean()
 
-# %% ../nbs/01_training.ipynb #091a8cd0
+# %% ../nbs/01_training.ipynb #5e742e05
 def cross_entropy(input, target):
     "Cross-entropy loss of scores `input` against class indices `target`: `nll(log_softmax(input), target)`."
     return nll(log_softmax(input), target)
 
-# %% ../nbs/01_training.ipynb #bd72b7e1
+# %% ../nbs/01_training.ipynb #dafcc734
 def accuracy(out, yb):
     "Fraction of rows of `out` whose highest score is at the index in `yb`."
     return (out.argmax(dim=1) == yb).float().mean()
 
-# %% ../nbs/01_training.ipynb #dc8eee5c
+# %% ../nbs/01_training.ipynb #2845dc88
 def report(loss, preds, yb):
     "Print the loss and the accuracy of `preds` on `yb`, to two decimals."
     print(f'{loss:.2f}, {accuracy(preds, yb):.2f}')
 
-# %% ../nbs/01_training.ipynb #2780fc27
+# %% ../nbs/01_training.ipynb #930a1b1d
 def sgd_update(model, lr):
     "One plain SGD step on each layer in `model.layers` that has weights, then zero their gradients."
     with torch.no_grad():
@@ -73,7 +73,7 @@ def sgd_update(model, lr):
                 l.weight.grad.zero_()
                 l.bias.grad.zero_()
 
-# %% ../nbs/01_training.ipynb #dafcc734
+# %% ../nbs/01_training.ipynb #c8924644
 def minibatches(x, y, bs):
     "Consecutive `(xb, yb)` slices of `bs` rows of `x` and `y`; the last may be shorter."
     n = len(x)
@@ -81,7 +81,7 @@ def minibatches(x, y, bs):
         s = slice(i, min(n, i + bs))
         yield x[s], y[s]
 
-# %% ../nbs/01_training.ipynb #56a173b1
+# %% ../nbs/01_training.ipynb #8dc557d2
 def check_lr(lr):
     "Raise `ValueError` unless `lr` is a finite number greater than 0."
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
@@ -97,7 +97,7 @@ def check_bs(bs):
     if isinstance(bs, bool) or not isinstance(bs, int) or bs <= 0:
         raise ValueError(f"bs (the batch size) must be a whole number > 0, got {bs!r}")
 
-# %% ../nbs/01_training.ipynb #7b1ed755
+# %% ../nbs/01_training.ipynb #d2980088
 def train_epoch(model, batches, lr, loss_func=F.cross_entropy):
     "One pass of minibatch SGD over `batches`; returns the last batch's loss, predictions and targets."
     for xb, yb in batches:
@@ -115,7 +115,7 @@ def basic_fit(epochs, model, x, y, bs=50, lr=0.5, loss_func=F.cross_entropy):
     for epoch in range(epochs):
         report(*train_epoch(model, minibatches(x, y, bs), lr, loss_func))
 
-# %% ../nbs/01_training.ipynb #310c0ed3
+# %% ../nbs/01_training.ipynb #2fbf0212
 def evaluate(model, batches, loss_func=F.cross_entropy):
     "Mean loss and accuracy of `model` over `batches` of `(xb, yb)`, weighting each batch by its size, without gradients."
     tot_loss, tot_acc, count = 0., 0., 0
@@ -128,7 +128,7 @@ def evaluate(model, batches, loss_func=F.cross_entropy):
             count += n
     return tot_loss / count, tot_acc / count
 
-# %% ../nbs/01_training.ipynb #ea3af789
+# %% ../nbs/01_training.ipynb #f8d6e445
 class MLP(nn.Sequential):
     "The lesson's MLP as an `nn.Sequential`: Linear(`n_in`, `nh`), ReLU, Linear(`nh`, `n_out`)."
     def __init__(self, n_in=784, nh=50, n_out=10):
@@ -140,7 +140,7 @@ class MLP(nn.Sequential):
             raise ValueError(f"MLP expects a batch of shape (N, {self.n_in}), got {tuple(x.shape)}")
         return super().forward(x)
 
-# %% ../nbs/01_training.ipynb #c8e13a00
+# %% ../nbs/01_training.ipynb #36d2ed3b
 class Optimizer:
     "Plain SGD from scratch: `step` subtracts `lr` times each gradient, `zero_grad` clears them."
     def __init__(self, params, lr=0.5):
@@ -155,7 +155,7 @@ class Optimizer:
     def zero_grad(self):
         for p in self.params: p.grad = None
 
-# %% ../nbs/01_training.ipynb #8d4129e8
+# %% ../nbs/01_training.ipynb #541761d7
 class Dataset:
     "Inputs `x` and targets `y` of equal length; `ds[i]` is `(x[i], y[i])` for an int, a slice or a tensor of indices."
     def __init__(self, x, y):
@@ -164,13 +164,13 @@ class Dataset:
     def __len__(self): return len(self.x)
     def __getitem__(self, i): return self.x[i], self.y[i]
 
-# %% ../nbs/01_training.ipynb #acd7b62c
+# %% ../nbs/01_training.ipynb #7a52f063
 def collate(b):
     "Stack a list of `(x, y)` items into one `(xs, ys)` batch."
     xs, ys = zip(*b)
     return torch.stack(xs), torch.stack(ys)
 
-# %% ../nbs/01_training.ipynb #202e9cd3
+# %% ../nbs/01_training.ipynb #f77cd651
 def set_seed(seed):
     "Seed Python's `random`, numpy and torch, so shuffles and initial weights repeat."
     random.seed(seed)
@@ -204,13 +204,13 @@ def _chunks(it, n):
     "Successive lists of up to `n` items from iterator `it`."
     while b := [x for _, x in zip(range(n), it)]: yield b
 
-# %% ../nbs/01_training.ipynb #7b0a8fce
+# %% ../nbs/01_training.ipynb #b8d7df2a
 def fetch(ds, idxs, collate_fn=None):
     "The batch of `ds` at `idxs`: one index operation for a tensor-backed `ds`, else item by item through `collate_fn`."
     if collate_fn is None and isinstance(ds, (Dataset, TensorDataset)): return ds[idxs]
     return (collate_fn or collate)([ds[int(i)] for i in idxs])
 
-# %% ../nbs/01_training.ipynb #874e26e9
+# %% ../nbs/01_training.ipynb #35aef150
 class DataLoader:
     "Iterate over `ds` in batches of `(xb, yb)`, fetching each batch with one index operation when `ds` holds tensors."
     def __init__(self, ds, batch_size=1, shuffle=False, drop_last=False, collate_fn=None, num_workers=0,
@@ -228,7 +228,7 @@ class DataLoader:
         else:
             for b in self.batchs: yield fetch(self.ds, b, self.collate_fn)
 
-# %% ../nbs/01_training.ipynb #f77cd651
+# %% ../nbs/01_training.ipynb #ad6e2651
 _worker_state = {}
 
 def _init_worker(ds, collate_fn):
@@ -252,7 +252,7 @@ def _from_workers(self:DataLoader):
         while pending: yield pending.popleft().result(timeout=self.timeout)
     finally: ex.shutdown(wait=True, cancel_futures=True)
 
-# %% ../nbs/01_training.ipynb #ad6e2651
+# %% ../nbs/01_training.ipynb #35f3fb51
 class History:
     "Per-batch training losses and per-epoch validation loss and accuracy, as recorded by `fit`."
     def __init__(self): self.train_losses, self.valid = [], []
@@ -285,7 +285,7 @@ class History:
         if fn: fig.savefig(fn, dpi=100)
         return fig
 
-# %% ../nbs/01_training.ipynb #37c23981
+# %% ../nbs/01_training.ipynb #1c48a8ec
 def _dataset(dl):
     "The dataset behind a minitrain or PyTorch loader, if there is one."
     return getattr(dl, 'ds', None) or getattr(dl, 'dataset', None)
@@ -308,7 +308,7 @@ def check_targets(model, dl):
         raise ValueError(f"targets must be class indices in [0, {out.shape[1]}) to match the model's {out.shape[1]} outputs, "
                          f"but the dataset has a target {lo if lo < 0 else hi}")
 
-# %% ../nbs/01_training.ipynb #a2023e18
+# %% ../nbs/01_training.ipynb #65aff439
 def train_one_epoch(model, loss_func, opt, dl):
     "One epoch of training on `dl`; returns each batch's loss as a tensor."
     model.train()
