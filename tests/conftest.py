@@ -1,3 +1,4 @@
+import subprocess, sys
 import numpy as np, pytest
 from minitrain.data import write_idx
 
@@ -15,3 +16,8 @@ def make_mnist(folder, n_train=30, n_test=5, seed=0):
 
 @pytest.fixture
 def mnist_dir(tmp_path): return make_mnist(tmp_path/'data')
+
+def run_cli(*args):
+    "Run `minitrain-fit` with `args` in a separate Python, as a user would; returns the CompletedProcess."
+    code = "import sys; from minitrain.cli import main; sys.exit(main())"
+    return subprocess.run([sys.executable, '-c', code, *args], capture_output=True, text=True, timeout=120)

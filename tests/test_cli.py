@@ -1,28 +1,23 @@
 "The `minitrain-fit` command as a user runs it: a separate process."
-import subprocess, sys
 import pytest
-
-def fit(*args, env=None):
-    code = "import sys; from minitrain.cli import main; sys.exit(main())"
-    return subprocess.run([sys.executable, '-c', code, *args], capture_output=True, text=True, timeout=120, env=env)
+from conftest import make_mnist, run_cli
 
 @pytest.mark.parametrize('args,name', [(['--epochs', '-1'], '--epochs'), (['--bs', '0'], '--bs'), (['--lr', 'inf'], '--lr'),
                                        (['--lr', '0'], '--lr'), (['--nh', '1.5'], '--nh'), (['--seed', 'x'], '--seed')])
 def test_bad_options_one_line(args, name):
-    r = fit(*args)
+    r = run_cli(*args)
     assert r.returncode == 2
     assert r.stderr.count('\n') == 1 and name in r.stderr and 'Traceback' not in r.stderr
 
 def test_missing_data_one_line(tmp_path):
     (tmp_path/'file').write_text('not a folder')  # a data "folder" that is a file: nothing can be read or downloaded there
-    r = fit('--data', str(tmp_path/'file'))
+    r = run_cli('--data', str(tmp_path/'file'))
     assert r.returncode == 1
     assert r.stderr.startswith('minitrain-fit: error: ') and r.stderr.count('\n') == 1, r.stderr
     assert 'Traceback' not in r.stderr
 
 def test_trains_on_small_data(tmp_path):
-    from conftest import make_mnist
-    r = fit('--data', str(make_mnist(tmp_path, n_train=10_200)), '--epochs', '2', '--bs', '64')
+    r = run_cli('--data', str(make_mnist(tmp_path, n_train=10_200)), '--epochs', '2', '--bs', '64')
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert [l.split()[0] for l in lines] == ['epoch', 'epoch', 'accuracy']

@@ -1,9 +1,10 @@
 "Bad training inputs are refused before any work, with an error that names what is wrong."
-import math, subprocess, sys
+import math
 import pytest, torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset, DataLoader as TorchDL
+from conftest import make_mnist, run_cli
 from minitrain.training import (Dataset, DataLoader, MLP, Optimizer, fit, get_dls, basic_fit, Model, set_seed)
 
 def data(n=64, n_in=784, classes=10, seed=0):
@@ -88,12 +89,7 @@ def test_fit_still_trains_a_cnn():
     loss, acc = quiet_fit(15, cnn, F.cross_entropy, Optimizer(cnn.parameters(), lr=0.1), *get_dls(Dataset(x, y), Dataset(x, y), 16))
     assert acc > 0.9
 
-def cli(*args):
-    code = "import sys; from minitrain.cli import main; sys.exit(main())"
-    return subprocess.run([sys.executable, '-c', code, *args], capture_output=True, text=True, timeout=120)
-
 def test_cli_diverging_loss_is_one_line(tmp_path):
-    from conftest import make_mnist
-    r = cli('--data', str(make_mnist(tmp_path, n_train=10_050)), '--epochs', '1', '--lr', '1e20')
+    r = run_cli('--data', str(make_mnist(tmp_path, n_train=10_050)), '--epochs', '1', '--lr', '1e20')
     assert r.returncode == 1 and r.stderr.count('\n') == 1, r.stderr
     assert ('at epoch 0, batch' in r.stderr or 'after epoch 0' in r.stderr) and 'Traceback' not in r.stderr
