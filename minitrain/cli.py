@@ -9,9 +9,9 @@ __all__ = ['whole_number', 'positive_number', 'OneLineParser', 'parser', 'fit_ml
 import argparse, math, sys, time
 from pathlib import Path
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 from .data import load_mnist
-import torch.nn.functional as F
 from .training import MLP, Optimizer, Dataset, DataLoader, History, fit_epoch, evaluate, set_seed
 
 # %% ../nbs/02_cli.ipynb #8fb87281

@@ -11,6 +11,7 @@ from fastcore.nbio import read_nb, write_nb
 from nbconvert.exporters import MarkdownExporter
 from nbformat import reads, NO_CONVERT
 from nbdev.config import get_config
+from nbdev.process import NBProcessor
 from nbdev.processors import FilterDefaults
 
 def front_matter(cell):
@@ -24,9 +25,11 @@ def render():
     cfg = get_config()
     src = cfg.nbs_path/cfg.readme_nb
     # What `nbdev-proc-nbs` does to each notebook (nbdev.serve_drv.exec_nb), without its Quarto check:
-    # directives removed, the title and summary moved into a front-matter cell, and so on.
+    # directives removed, the title and summary moved into a front-matter cell, and so on. Left out: `add_links`,
+    # which turns `name` into a link to the docs site; there is no docs site, so on a README those links would be dead.
     nbdev_nb = read_nb(src)
-    FilterDefaults()(nbdev_nb)
+    procs = [p for p in FilterDefaults().procs() if getattr(p, '__name__', '') != 'add_links']
+    NBProcessor(nb=nbdev_nb, procs=procs, rm_directives='quarto').process()
     with tempfile.TemporaryDirectory() as d:
         write_nb(nbdev_nb, Path(d)/'index.ipynb')
         nb = reads((Path(d)/'index.ipynb').read_text(), NO_CONVERT)
