@@ -40,3 +40,14 @@ def test_offline_error_names_folder_env_and_urls(tmp_path, monkeypatch):
     assert str(tmp_path) in msg and ENV_VAR in msg
     assert all(u + 'train-images-idx3-ubyte.gz' in msg for u in urls)
     assert [p.name for p in (tmp_path/'mnist').iterdir()] == []  # nothing half-written
+
+def test_damaged_pickle_names_the_file(tmp_path):
+    splits = tuple((np.zeros((n, 784), np.float32), np.arange(n)) for n in (4, 2, 2))
+    with gzip.open(tmp_path/'mnist.pkl.gz', 'wb') as f: pickle.dump(splits, f, protocol=2)
+    good = (tmp_path/'mnist.pkl.gz').read_bytes()
+    (tmp_path/'mnist.pkl.gz').write_bytes(good[:len(good)//2])
+    with pytest.raises(MNISTFileError, match='mnist.pkl.gz could not be read'): load_mnist(tmp_path)
+
+def test_pickle_of_the_wrong_shape_is_refused(tmp_path):
+    with gzip.open(tmp_path/'mnist.pkl.gz', 'wb') as f: pickle.dump((np.zeros((3, 28, 28), np.float32), np.arange(3)), f, protocol=2)
+    with pytest.raises(MNISTFileError, match=r'does not hold \(\(x_train'): load_mnist(tmp_path)

@@ -117,7 +117,9 @@ def test_read_only_folder_is_a_clear_error(tmp_path):
     code = f"from minitrain.data import load_mnist; load_mnist({str(tmp_path/'ro')!r})"
     (tmp_path/'ro').mkdir()
     if os.geteuid() == 0:
-        if not shutil.which('unshare'): pytest.skip('needs unshare(1) to make a read-only folder as root')
+        probe = subprocess.run(['unshare', '-m', 'mount', '-t', 'tmpfs', '-o', 'ro', 'tmpfs', str(tmp_path/'ro')],
+                               capture_output=True, text=True) if shutil.which('unshare') else None
+        if probe is None or probe.returncode: pytest.skip(f"root cannot be denied writes here without a read-only mount, and none can be made: {probe and probe.stderr}")
         cmd = ['unshare', '-m', 'sh', '-c', f'mount -t tmpfs -o ro tmpfs "$1" && exec "$2" -c "$3"', 'sh', str(tmp_path/'ro'), sys.executable, code]
     else:
         (tmp_path/'ro').chmod(0o555)
