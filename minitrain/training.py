@@ -11,6 +11,7 @@ __all__ = ['Model', 'logsumexp', 'log_softmax', 'nll', 'cross_entropy', 'accurac
 # %% ../nbs/01_training.ipynb #2a2cb150
 import math, random, multiprocessing
 from collections import deque
+from itertools import islice
 from concurrent.futures import ProcessPoolExecutor
 import numpy as np, torch
 from torch import nn
@@ -195,14 +196,17 @@ class BatchSampler:
     def __len__(self): return len(self.sampler)//self.bs if self.drop_last else math.ceil(len(self.sampler)/self.bs)
     def __iter__(self):
         if hasattr(self.sampler, 'indices'): batches = iter(self.sampler.indices().split(self.bs))
-        else: batches = (list(b) for b in _chunks(iter(self.sampler), self.bs))
+        else: batches = _chunks(iter(self.sampler), self.bs)
         for b in batches:
             if len(b) < self.bs and self.drop_last: return
             yield b
 
 def _chunks(it, n):
     "Successive lists of up to `n` items from iterator `it`."
-    while b := [x for _, x in zip(range(n), it)]: yield b
+    while True:
+        b = list(islice(it, n))
+        if not b: return
+        yield b
 
 # %% ../nbs/01_training.ipynb #b8d7df2a
 def fetch(ds, idxs, collate_fn=None):

@@ -72,6 +72,6 @@ def main(args):
     with ThreadPoolExecutor(2) as ex: reports = [r for rs in ex.map(check_in_subprocess, fns) for r in rs]
     for r in reports: print(r, file=sys.stderr)
     if reports: sys.exit(f"{len(reports)} stale output(s): re-run the notebook (`nbdev-test --save PATH`, then `nbdev-clean`) and commit it.")
-    print(f"saved outputs match a fresh run in {len(fns)} notebooks")
+    print(f"saved outputs match a fresh run in {len(fns)} notebook{'s' if len(fns) != 1 else ''}")
 
 if __name__ == '__main__': main(sys.argv[1:])
