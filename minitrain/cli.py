@@ -61,7 +61,7 @@ def fit_mlp(epochs=3, bs=50, lr=0.5, nh=50, seed=1, data=None, shuffle=False, pl
     hist = History()
     for epoch in tqdm(range(epochs), desc='epochs', disable=None):
         start = time.perf_counter()
-        valid_loss, valid_acc = fit_epoch(epoch, model, F.cross_entropy, opt, tqdm(train_dl, leave=False, disable=None), valid_dl, hist)
+        valid_loss, valid_acc = fit_epoch(epoch, model, F.cross_entropy, opt, tqdm(train_dl, desc=f'epoch {epoch+1}', leave=False, disable=None), valid_dl, hist)
         train_loss = sum(hist.train_losses[-len(train_dl):]) / len(train_dl)
         tqdm.write(f"epoch {epoch+1}/{epochs}  train_loss {train_loss:.4f}  valid_loss {valid_loss:.4f}  "
                    f"valid_acc {valid_acc:.4f}  time {time.perf_counter() - start:.1f}s")
