@@ -291,8 +291,9 @@ class History:
 
 # %% ../nbs/01_training.ipynb #1c48a8ec
 def _dataset(dl):
-    "The dataset behind a minitrain or PyTorch loader, if there is one."
-    return getattr(dl, 'ds', None) or getattr(dl, 'dataset', None)
+    "The dataset behind a minitrain loader (`.ds`) or a PyTorch one (`.dataset`), if there is one."
+    ds = getattr(dl, 'ds', None)
+    return ds if ds is not None else getattr(dl, 'dataset', None)
 
 def check_targets(model, dl):
     "Raise `ValueError` if `dl` holds integer class targets outside `[0, n)`, `n` being the width of `model`'s output."
