@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 from .data import load_mnist
-from .training import MLP, Optimizer, Dataset, DataLoader, History, fit_epoch, evaluate, set_seed
+from .training import MLP, Optimizer, Dataset, set_seed
+from .training import DataLoader, History, fit_epoch, evaluate
 
 # %% ../nbs/02_cli.ipynb #8fb87281
 def whole_number(lo):
@@ -74,8 +75,11 @@ def fit_mlp(epochs=3, bs=50, lr=0.5, nh=50, seed=1, data=None, shuffle=False, pl
 def main(argv=None):
     "Entry point of `minitrain-fit`; returns the exit status."
     p = parser()
-    args = p.parse_args(argv)
-    if args.plot and not Path(args.plot).expanduser().parent.is_dir(): p.error(f"argument --plot: no folder {Path(args.plot).parent} to save {args.plot} in")
+    try:
+        args = p.parse_args(argv)
+        if args.plot and not Path(args.plot).expanduser().parent.is_dir():
+            p.error(f"argument --plot: no folder {Path(args.plot).parent} to save {args.plot} in")
+    except SystemExit as e: return e.code  # argparse has printed the help, or the one-line error
     try: acc = fit_mlp(args.epochs, args.bs, args.lr, args.nh, args.seed, args.data, args.shuffle, args.plot)
     except (OSError, ValueError, FloatingPointError) as e:
         print(f"minitrain-fit: error: {' '.join(str(e).split())}", file=sys.stderr)

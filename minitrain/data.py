@@ -121,7 +121,7 @@ class DownloadError(OSError):
     "No mirror could supply a file."
 
 def download(url, dest, sha256, timeout=30):
-    "Fetch `url` to `dest` through a temporary file, keeping it only if its SHA-256 is `sha256`."
+    "Fetch `url` to `dest` through a temporary file, keeping it only if its SHA-256 is `sha256`. A progress bar shows in terminals."
     dest = Path(dest)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f'.{dest.name}.', suffix='.part')
     try:
@@ -129,7 +129,7 @@ def download(url, dest, sha256, timeout=30):
         got = 0
         with os.fdopen(fd, 'wb') as f, urllib.request.urlopen(url, timeout=timeout) as r:
             size = int(r.headers.get('Content-Length') or 0) or None
-            with tqdm(total=size, unit='B', unit_scale=True, desc=dest.name, leave=False) as bar:
+            with tqdm(total=size, unit='B', unit_scale=True, desc=dest.name, leave=False, disable=None) as bar:
                 while chunk := r.read(1 << 16):
                     f.write(chunk); h.update(chunk); bar.update(len(chunk)); got += len(chunk)
         if size and got < size: raise ConnectionError(f"the connection closed after {got:,} of {size:,} bytes")
@@ -147,11 +147,11 @@ def _writable(folder):
         raise PermissionError(f"Cannot write to the data folder {folder} ({e.strerror or e}). "
                               f"Point {ENV_VAR} at a writable folder, or pass `path`.") from None
 
-def download_mnist(folder, mirrors=None, timeout=30):
-    "Download each missing MNIST IDX file into `folder`, trying `mirrors` in order."
-    folder, mirrors = Path(folder), MIRRORS if mirrors is None else mirrors
+def download_mnist(folder, mirrors=None, timeout=30, files=None):
+    "Download each missing file of `files` (name: SHA-256; default `MNIST_FILES`) into `folder`, trying `mirrors` in order."
+    folder, mirrors, files = Path(folder), MIRRORS if mirrors is None else mirrors, MNIST_FILES if files is None else files
     _writable(folder)
-    for name, sha in MNIST_FILES.items():
+    for name, sha in files.items():
         if (folder/name).exists(): continue
         tried = []
         for m in mirrors:
@@ -163,13 +163,13 @@ def download_mnist(folder, mirrors=None, timeout=30):
                                 f"\nPut the MNIST files in that folder yourself, or set {ENV_VAR} to a folder that has them.")
 
 # %% ../nbs/00_data.ipynb #1f342820
-def load_mnist(path=None, n_valid=10_000):
-    "MNIST as `((x_train, y_train), (x_valid, y_valid), (x_test, y_test))` tensors, laid out like the classic `mnist.pkl.gz`."
+def load_mnist(path=None, n_valid=10_000, mirrors=None):
+    "MNIST as `((x_train, y_train), (x_valid, y_valid), (x_test, y_test))` tensors, laid out like the classic `mnist.pkl.gz`; downloads from `mirrors` (default `MIRRORS`) if needed."
     folder = data_dir(path)
     idx = folder/'mnist'
     if all((idx/f).exists() for f in MNIST_FILES): return load_idx(idx, n_valid)
     if (folder/'mnist.pkl.gz').exists(): return load_pickle(folder/'mnist.pkl.gz')
-    try: download_mnist(idx)
+    try: download_mnist(idx, mirrors)
     except DownloadError as e:
         raise DownloadError(f"MNIST is not in {folder} (looked for mnist/*-ubyte.gz and mnist.pkl.gz; "
                             f"pass `path` or set {ENV_VAR} to look elsewhere), and downloading failed.\n{e}") from None

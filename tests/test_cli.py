@@ -3,7 +3,8 @@ import pytest
 from conftest import make_mnist, run_cli
 
 @pytest.mark.parametrize('args,name', [(['--epochs', '-1'], '--epochs'), (['--bs', '0'], '--bs'), (['--lr', 'inf'], '--lr'),
-                                       (['--lr', '0'], '--lr'), (['--nh', '1.5'], '--nh'), (['--seed', 'x'], '--seed')])
+                                       (['--lr', '0'], '--lr'), (['--nh', '1.5'], '--nh'), (['--seed', 'x'], '--seed'),
+                                       (['--plot', '/no/such/folder/h.png'], '--plot'), (['--epochs', 'three'], '--epochs')])
 def test_bad_options_one_line(args, name):
     r = run_cli(*args)
     assert r.returncode == 2

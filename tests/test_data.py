@@ -31,11 +31,9 @@ def test_hostile_pickle_never_runs(tmp_path):
     with pytest.raises(MNISTFileError, match='refusing to load'): load_pickle(tmp_path/'mnist.pkl.gz')
     assert not marker.exists()
 
-def test_offline_error_names_folder_env_and_urls(tmp_path, monkeypatch):
-    import minitrain.data
+def test_offline_error_names_folder_env_and_urls(tmp_path):
     urls = ['http://127.0.0.1:9/a/', 'http://127.0.0.1:9/b/']
-    monkeypatch.setattr(minitrain.data, 'MIRRORS', urls)
-    with pytest.raises(DownloadError) as e: load_mnist(tmp_path)
+    with pytest.raises(DownloadError) as e: load_mnist(tmp_path, mirrors=urls)
     msg = str(e.value)
     assert str(tmp_path) in msg and ENV_VAR in msg
     assert all(u + 'train-images-idx3-ubyte.gz' in msg for u in urls)

@@ -11,6 +11,8 @@ import minitrain.data as data
 from minitrain.data import download_mnist, load_mnist, DownloadError, MNISTFileError, ENV_VAR
 from conftest import make_mnist
 
+FILES = {}  # name -> SHA-256 of the synthetic files the server serves, passed to `download_mnist(files=...)`
+
 class Handler(http.server.BaseHTTPRequestHandler):
     files = {}            # name -> bytes, set by the fixture
     release = None        # threading.Event that ends a stall early, set by the fixture
@@ -30,12 +32,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.close_connection = True               # 'cut', and a stall that ends: close with bytes missing
 
 @pytest.fixture
-def site(tmp_path, monkeypatch):
-    "A running server with synthetic MNIST files; MNIST_FILES holds their checksums. Yields the base URL."
+def site(tmp_path):
+    "A running server with synthetic MNIST files (their checksums in `FILES`). Yields the base URL."
     src = make_mnist(tmp_path/'src', n_train=40, n_test=8)/'mnist'
     Handler.files = {p.name: p.read_bytes() for p in src.iterdir()}
     Handler.release = threading.Event()
-    monkeypatch.setattr(data, 'MNIST_FILES', {k: hashlib.sha256(Handler.files[k]).hexdigest() for k in data.MNIST_FILES})
+    FILES.clear(); FILES.update({k: hashlib.sha256(Handler.files[k]).hexdigest() for k in data.MNIST_FILES})
     srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
     srv.daemon_threads = True
     threading.Thread(target=srv.serve_forever, daemon=True).start()
@@ -52,33 +54,33 @@ def refused():
 def cache_files(folder): return sorted(p.name for p in Path(folder).iterdir()) if Path(folder).exists() else []
 
 def test_good_mirror(site, tmp_path):
-    download_mnist(tmp_path/'c', [site + '/good/'])
+    download_mnist(tmp_path/'c', [site + '/good/'], files=FILES)
     assert cache_files(tmp_path/'c') == sorted(Handler.files)
     assert all((tmp_path/'c'/k).read_bytes() == v for k, v in Handler.files.items())
 
 def test_checksum_mismatch_is_rejected_then_next_mirror(site, tmp_path):
-    with pytest.raises(DownloadError, match='SHA-256'): download_mnist(tmp_path/'a', [site + '/bad/'])
+    with pytest.raises(DownloadError, match='SHA-256'): download_mnist(tmp_path/'a', [site + '/bad/'], files=FILES)
     assert cache_files(tmp_path/'a') == []  # neither the file nor a temporary file is left
-    download_mnist(tmp_path/'b', [site + '/bad/', site + '/good/'])
+    download_mnist(tmp_path/'b', [site + '/bad/', site + '/good/'], files=FILES)
     assert all((tmp_path/'b'/k).read_bytes() == v for k, v in Handler.files.items())
 
 def test_404_and_refused_fall_through(site, refused, tmp_path):
-    download_mnist(tmp_path/'c', [site + '/404/', refused, site + '/good/'])
+    download_mnist(tmp_path/'c', [site + '/404/', refused, site + '/good/'], files=FILES)
     assert cache_files(tmp_path/'c') == sorted(Handler.files)
 
 def test_stall_times_out_without_partial_file(site, tmp_path):
     t0 = time.monotonic()
-    with pytest.raises(DownloadError, match='timed out'): download_mnist(tmp_path/'c', [site + '/stall/'], timeout=0.5)
+    with pytest.raises(DownloadError, match='timed out'): download_mnist(tmp_path/'c', [site + '/stall/'], timeout=0.5, files=FILES)
     assert time.monotonic() - t0 < 8
     assert cache_files(tmp_path/'c') == []
 
 def test_cut_halfway_without_partial_file(site, tmp_path):
-    with pytest.raises(DownloadError, match='closed after'): download_mnist(tmp_path/'c', [site + '/cut/'], timeout=5)
+    with pytest.raises(DownloadError, match='closed after'): download_mnist(tmp_path/'c', [site + '/cut/'], timeout=5, files=FILES)
     assert cache_files(tmp_path/'c') == []
 
 def test_every_mirror_failing_is_one_error_listing_each(site, refused, tmp_path):
     mirrors = [site + '/404/', refused, site + '/bad/', site + '/stall/']
-    with pytest.raises(DownloadError) as e: download_mnist(tmp_path/'c', mirrors, timeout=0.5)
+    with pytest.raises(DownloadError) as e: download_mnist(tmp_path/'c', mirrors, timeout=0.5, files=FILES)
     msg = str(e.value)
     name = next(iter(data.MNIST_FILES))  # the first file is the one that fails
     for m, why in zip(mirrors, ['404', 'refused', 'SHA-256', 'timed out']):
@@ -86,12 +88,15 @@ def test_every_mirror_failing_is_one_error_listing_each(site, refused, tmp_path)
         assert why in line, line
     assert ENV_VAR in msg and str(tmp_path/'c') in msg
 
-def test_load_mnist_downloads_then_reads_from_cache(site, tmp_path, monkeypatch):
-    monkeypatch.setattr(data, 'MIRRORS', [site + '/good/'])
-    (x, y), (xv, yv), (xt, yt) = load_mnist(tmp_path, n_valid=10)
+def test_load_mnist_downloads_then_reads_from_cache(site, tmp_path):
+    download_mnist(tmp_path/'mnist', [site + '/good/'], files=FILES)   # what load_mnist does when the cache is empty
+    (x, y), (xv, yv), (xt, yt) = load_mnist(tmp_path, n_valid=10, mirrors=[])  # now it must not need the network
     assert x.shape == (30, 784) and xt.shape == (8, 784)
-    monkeypatch.setattr(data, 'MIRRORS', [])  # now it must not need the network
-    assert load_mnist(tmp_path, n_valid=10)[0][0].shape == (30, 784)
+
+def test_load_mnist_passes_its_mirrors_on(site, tmp_path):
+    "With an empty cache, load_mnist downloads from the mirrors it is given (here they serve files of the wrong checksum)."
+    with pytest.raises(DownloadError) as e: load_mnist(tmp_path, mirrors=[site + '/good/'])
+    assert site + '/good/train-images-idx3-ubyte.gz' in str(e.value) and 'SHA-256' in str(e.value)
 
 def corrupt(kind, fn):
     "Damage the cached IDX file `fn` in one of the ways real caches get damaged."
