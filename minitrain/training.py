@@ -6,7 +6,7 @@
 __all__ = ['Model', 'logsumexp', 'log_softmax', 'nll', 'cross_entropy', 'accuracy', 'report', 'MLP', 'Optimizer', 'Dataset',
            'set_seed', 'fit', 'get_dls']
 
-# %% ../nbs/01_training.ipynb #dfe9e101
+# %% ../nbs/01_training.ipynb #37ad3deb
 import math, random
 import numpy as np, torch
 from torch import nn
@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 from fastcore.basics import chunked
 
-# %% ../nbs/01_training.ipynb #3bf12e16
-# Argument and target checks used by `Optimizer`, `BatchSampler` and `fit` below; the section "Guard rails" at the end shows them at work.
+# %% ../nbs/01_training.ipynb #a147c1c9
+# Argument, target and loss checks used by `Optimizer`, `BatchSampler` and `fit` below; the section "Guard rails" at the end shows them at work.
 def check_lr(lr):
     "Raise `ValueError` unless `lr` is a finite number greater than 0."
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
@@ -31,6 +31,16 @@ def check_bs(bs):
     if isinstance(bs, bool) or not isinstance(bs, int) or bs <= 0:
         raise ValueError(f"bs (the batch size) must be a whole number > 0, got {bs!r}")
 
+def check_losses(epoch, losses, what='training'):
+    "Raise `FloatingPointError` naming the first of the batch `losses` (tensors) of `epoch` that is nan or infinite."
+    if not losses: return
+    losses = torch.stack(losses)
+    bad = (~torch.isfinite(losses)).nonzero()
+    if len(bad):
+        i = int(bad[0])
+        raise FloatingPointError(f"the {what} loss became {losses[i].item()} at epoch {epoch}, batch {i} "
+                                 f"(counting from 0): try a smaller learning rate")
+
 def _dataset(dl):
     "The dataset behind a minitrain loader (`.ds`) or a PyTorch one (`.dataset`), if there is one."
     ds = getattr(dl, 'ds', None)
@@ -45,7 +55,9 @@ def check_targets(model, dl):
     was_training = model.training
     model.eval()  # so that this probe changes nothing, not even batch-norm statistics
     try:
-        with torch.no_grad(): out = model(fetch(ds, torch.arange(min(2, len(ds))))[0])
+        p = next(model.parameters(), None)   # the probe goes where the model is
+        xb = fetch(ds, torch.arange(min(2, len(ds))))[0]
+        with torch.no_grad(): out = model(xb if p is None else xb.to(p.device))
     finally: model.train(was_training)
     if out.ndim != 2: return
     lo, hi = int(y.min()), int(y.max())
@@ -53,7 +65,7 @@ def check_targets(model, dl):
         raise ValueError(f"targets must be class indices in [0, {out.shape[1]}) to match the model's {out.shape[1]} outputs, "
                          f"but the dataset has a target {lo if lo < 0 else hi}")
 
-# %% ../nbs/01_training.ipynb #b3b87c20
+# %% ../nbs/01_training.ipynb #8bfd6d61
 class Model(nn.Module):
     "An MLP: `n_in` inputs, one hidden layer of `nh` ReLU units, `n_out` outputs, kept in `layers`."
     def __init__(self, n_in, nh, n_out):
@@ -64,39 +76,39 @@ class Model(nn.Module):
         for l in self.layers: x = l(x)
         return x
 
-# %% ../nbs/01_training.ipynb #540b58aa
+# %% ../nbs/01_training.ipynb #9ee0c8fb
 def logsumexp(x):
     "log(sum(exp(x))) over the last axis, computed without overflow."
     m = x.max(-1)[0]
     m = torch.where(m.isinf(), 0., m)
     return m + (x - m[..., None]).exp().sum(-1).log()
 
-# %% ../nbs/01_training.ipynb #4c483838
+# %% ../nbs/01_training.ipynb #8a110403
 def log_softmax(x):
     "Log of softmax over the last axis: `x - logsumexp(x)`, stable for large scores."
     return x - x.logsumexp(-1, keepdim=True)
 
-# %% ../nbs/01_training.ipynb #abc59cd0
+# %% ../nbs/01_training.ipynb #4f053c26
 def nll(input, target):
     "Negative log likelihood: minus the mean of `input[i, target[i]]`."
     return -input[torch.arange(target.shape[0]), target].mean()
 
-# %% ../nbs/01_training.ipynb #8fe4dd77
+# %% ../nbs/01_training.ipynb #461f0bd0
 def cross_entropy(input, target):
     "Cross-entropy loss of scores `input` against class indices `target`: `nll(log_softmax(input), target)`."
     return nll(log_softmax(input), target)
 
-# %% ../nbs/01_training.ipynb #7fd403f6
+# %% ../nbs/01_training.ipynb #a2139d01
 def accuracy(out, yb):
     "Fraction of rows of `out` whose highest score is at the index in `yb`."
     return (out.argmax(dim=1) == yb).float().mean()
 
-# %% ../nbs/01_training.ipynb #83bbf7df
+# %% ../nbs/01_training.ipynb #feaee9fb
 def report(loss, preds, yb):
     "Print the loss and the accuracy of `preds` on `yb`, to two decimals."
     print(f'{loss:.2f}, {accuracy(preds, yb):.2f}')
 
-# %% ../nbs/01_training.ipynb #6d2b86f0
+# %% ../nbs/01_training.ipynb #3122562b
 class MLP(nn.Sequential):
     "The lesson's MLP as an `nn.Sequential`: Linear(`n_in`, `nh`), ReLU, Linear(`nh`, `n_out`)."
     def __init__(self, n_in=784, nh=50, n_out=10):
@@ -108,7 +120,7 @@ class MLP(nn.Sequential):
             raise ValueError(f"MLP expects a batch of shape (N, {self.n_in}), got {tuple(x.shape)}")
         return super().forward(x)
 
-# %% ../nbs/01_training.ipynb #260396ab
+# %% ../nbs/01_training.ipynb #29fae263
 class Optimizer:
     "Plain SGD from scratch: `step` subtracts `lr` times each gradient, `zero_grad` clears them."
     def __init__(self, params, lr=0.5):
@@ -125,7 +137,7 @@ class Optimizer:
         "Forget the gradients, so that the next `backward` starts afresh."
         for p in self.params: p.grad = None
 
-# %% ../nbs/01_training.ipynb #16b62791
+# %% ../nbs/01_training.ipynb #c52800f6
 class Dataset:
     "Inputs `x` and targets `y` of equal length; `ds[i]` is `(x[i], y[i])` for an int, a slice or a tensor of indices."
     def __init__(self, x, y):
@@ -134,19 +146,19 @@ class Dataset:
     def __len__(self): return len(self.x)
     def __getitem__(self, i): return self.x[i], self.y[i]
 
-# %% ../nbs/01_training.ipynb #074b3d2b
+# %% ../nbs/01_training.ipynb #b8615cb0
 def collate(b):
     "Stack a list of `(x, y)` items into one `(xs, ys)` batch: tensors are stacked, numbers become a tensor."
     return tuple(torch.stack(v) if torch.is_tensor(v[0]) else torch.tensor(v) for v in zip(*b))
 
-# %% ../nbs/01_training.ipynb #943a9f65
+# %% ../nbs/01_training.ipynb #8bc3cf7e
 def set_seed(seed):
     "Seed Python's `random`, numpy and torch, so shuffles and initial weights repeat."
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
-# %% ../nbs/01_training.ipynb #ab34c389
+# %% ../nbs/01_training.ipynb #142da5b7
 class Sampler:
     "The order to visit the `len(ds)` items in: 0, 1, 2, … or, with `shuffle`, a random permutation."
     def __init__(self, ds, shuffle=False, generator=None):
@@ -170,7 +182,7 @@ class BatchSampler:
             if len(b) < self.bs and self.drop_last: return
             yield b
 
-# %% ../nbs/01_training.ipynb #30cdc559
+# %% ../nbs/01_training.ipynb #f17cd89f
 def _gathers(ds):
     "Is indexing `ds` with a tensor of indices one gather? True for `Dataset` and `TensorDataset` whose `__getitem__` is their own."
     return any(isinstance(ds, c) and type(ds).__getitem__ is c.__getitem__ for c in (Dataset, TensorDataset))
@@ -182,15 +194,15 @@ def fetch(ds, idxs, collate_fn=None):
     items = ds.__getitems__(idxs) if getattr(ds, '__getitems__', None) else [ds[i] for i in idxs]
     return (collate_fn or collate)(items)
 
-# %% ../nbs/01_training.ipynb #8ed86845
+# %% ../nbs/01_training.ipynb #27756486
 class DataLoader:
     "Iterate over `ds` in batches of `(xb, yb)`, fetching each batch with one index operation when `ds` holds tensors."
     def __init__(self, ds, batch_size=1, shuffle=False, drop_last=False, collate_fn=None, num_workers=0,
-                 generator=None, mp_context=None, timeout=60, bs=None):
+                 generator=None, mp_context=None, timeout=60, bs=None, pin_memory=False):
         if len(ds) == 0: raise ValueError("DataLoader got an empty dataset")
         if not isinstance(num_workers, int) or num_workers < 0: raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}")
         self.ds, self.collate_fn, self.num_workers = ds, collate_fn, num_workers
-        self.mp_context, self.timeout = mp_context, timeout
+        self.mp_context, self.timeout, self.pin_memory = mp_context, timeout, pin_memory
         self.batchs = BatchSampler(Sampler(ds, shuffle, generator), batch_size if bs is None else bs, drop_last)
 
     def __len__(self): return len(self.batchs)
@@ -198,11 +210,13 @@ class DataLoader:
     def __iter__(self):
         if self.num_workers:
             from minitrain.workers import worker_batches
-            yield from worker_batches(self)
+            batches = worker_batches(self)
+        else: batches = (fetch(self.ds, b, self.collate_fn) for b in self.batchs)
+        if not self.pin_memory: yield from batches
         else:
-            for b in self.batchs: yield fetch(self.ds, b, self.collate_fn)
+            for b in batches: yield tuple(t.pin_memory() if torch.is_tensor(t) else t for t in b)
 
-# %% ../nbs/01_training.ipynb #6b6ae263
+# %% ../nbs/01_training.ipynb #8d020c2d
 def evaluate(model, dl, loss_func=F.cross_entropy):
     "Mean loss and accuracy of `model` over the batches of `dl`, weighting each batch by its size, without gradients."
     tot_loss, tot_acc, count = 0., 0., 0
@@ -215,40 +229,7 @@ def evaluate(model, dl, loss_func=F.cross_entropy):
             count += n
     return tot_loss / count, tot_acc / count
 
-# %% ../nbs/01_training.ipynb #615589c8
-class History:
-    "Per-batch training losses and per-epoch validation loss and accuracy, as recorded by `fit`."
-    def __init__(self): self.train_losses, self.valid = [], []
-
-    def check(self, epoch, losses):
-        "Record one epoch's batch `losses`; raise if any is nan or infinite."
-        losses = torch.stack(losses) if losses else torch.zeros(0)
-        bad = (~torch.isfinite(losses)).nonzero()
-        if len(bad):
-            i = int(bad[0])
-            raise FloatingPointError(f"the training loss became {losses[i].item()} at epoch {epoch}, batch {i} "
-                                     f"(counting from 0): try a smaller learning rate")
-        self.train_losses += losses.tolist()
-
-    def plot(self, fn=None):
-        "Training loss per batch and validation loss/accuracy per epoch; saved to `fn` if given. Returns the figure."
-        import matplotlib.pyplot as plt
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
-        ax1.plot(self.train_losses, lw=0.5)
-        ax1.set(title='training loss per batch', xlabel='batch', ylabel='loss', yscale='log')
-        epochs = range(1, len(self.valid)+1)
-        ax2.plot(epochs, [l for l, a in self.valid], 'o-', label='valid loss')
-        ax2.set(title='validation per epoch', xlabel='epoch', ylabel='loss')
-        ax2.xaxis.get_major_locator().set_params(integer=True)
-        ax3 = ax2.twinx()
-        ax3.plot(epochs, [a for l, a in self.valid], 's-', color='C1', label='valid accuracy')
-        ax3.set_ylabel('accuracy')
-        fig.legend(loc='lower right', bbox_to_anchor=(0.9, 0.2))
-        fig.tight_layout()
-        if fn: fig.savefig(fn, dpi=100)
-        return fig
-
-# %% ../nbs/01_training.ipynb #e5f5388b
+# %% ../nbs/01_training.ipynb #66c6e244
 def train_one_epoch(model, loss_func, opt, dl):
     "One epoch of training on `dl`; returns each batch's loss as a tensor."
     model.train()
@@ -261,25 +242,18 @@ def train_one_epoch(model, loss_func, opt, dl):
         losses.append(loss.detach())
     return losses
 
-def fit_epoch(epoch, model, loss_func, opt, train_dl, valid_dl, history):
-    "Train one epoch, then validate; records both in `history` and returns `(valid_loss, valid_acc)`."
-    history.check(epoch, train_one_epoch(model, loss_func, opt, train_dl))
-    model.eval()
-    valid_loss, valid_acc = evaluate(model, valid_dl, loss_func)
-    if not math.isfinite(valid_loss):
-        raise FloatingPointError(f"the validation loss became {valid_loss} after epoch {epoch} (counting from 0): try a smaller learning rate")
-    history.valid.append((valid_loss, valid_acc))
-    return valid_loss, valid_acc
-
-# %% ../nbs/01_training.ipynb #b6308059
-def fit(epochs, model, loss_func, opt, train_dl, valid_dl, history=None):
+# %% ../nbs/01_training.ipynb #ee24aa7c
+def fit(epochs, model, loss_func, opt, train_dl, valid_dl):
     "Train for `epochs`, printing `epoch valid_loss valid_acc` after each; returns the last `(valid_loss, valid_acc)`."
     check_epochs(epochs)
     for dl in (train_dl, valid_dl): check_targets(model, dl)
-    history = History() if history is None else history
     valid_loss, valid_acc = math.nan, math.nan
     for epoch in range(epochs):
-        valid_loss, valid_acc = fit_epoch(epoch, model, loss_func, opt, train_dl, valid_dl, history)
+        check_losses(epoch, train_one_epoch(model, loss_func, opt, train_dl))
+        model.eval()
+        valid_loss, valid_acc = evaluate(model, valid_dl, loss_func)
+        if not math.isfinite(valid_loss):
+            raise FloatingPointError(f"the validation loss became {valid_loss} after epoch {epoch} (counting from 0): try a smaller learning rate")
         print(f'{epoch} {valid_loss:.4f} {valid_acc:.4f}')
     return valid_loss, valid_acc
 

@@ -4,11 +4,21 @@ from conftest import make_mnist, run_cli
 
 @pytest.mark.parametrize('args,name', [(['--epochs', '-1'], '--epochs'), (['--bs', '0'], '--bs'), (['--lr', 'inf'], '--lr'),
                                        (['--lr', '0'], '--lr'), (['--nh', '1.5'], '--nh'), (['--seed', 'x'], '--seed'),
-                                       (['--plot', '/no/such/folder/h.png'], '--plot'), (['--epochs', 'three'], '--epochs')])
+                                       (['--plot', '/no/such/folder/h.png'], '--plot'), (['--epochs', 'three'], '--epochs'),
+                                       (['--plot', '/tmp'], '--plot'), (['--plot', '/dev/full'], '--plot'), (['--plot', 'fig.txt'], '--plot'),
+                                       (['--seed', '-5'], '--seed'), (['--seed', str(2**32)], '--seed'), (['--device', 'gpu'], '--device')])
 def test_bad_options_one_line(args, name):
     r = run_cli(*args)
     assert r.returncode == 2
-    assert r.stderr.count('\n') == 1 and name in r.stderr and 'Traceback' not in r.stderr
+    assert r.stdout == '' and r.stderr.count('\n') == 1 and name in r.stderr and 'Traceback' not in r.stderr, r.stderr
+
+@pytest.mark.parametrize('device', ['cuda', 'mps'])
+def test_unavailable_device_is_one_line(device, tmp_path):
+    import torch
+    if (device == 'cuda' and torch.cuda.is_available()) or (device == 'mps' and torch.backends.mps.is_available()): pytest.skip(f'{device} is here')
+    r = run_cli('--device', device, '--data', str(make_mnist(tmp_path, n_train=10_020)))
+    assert r.returncode == 2 and r.stdout == '' and r.stderr.count('\n') == 1, (r.stdout, r.stderr)
+    assert f"argument --device: device '{device}' is not available" in r.stderr
 
 def test_missing_data_one_line(tmp_path):
     (tmp_path/'file').write_text('not a folder')  # a data "folder" that is a file: nothing can be read or downloaded there
@@ -18,11 +28,27 @@ def test_missing_data_one_line(tmp_path):
     assert 'Traceback' not in r.stderr
 
 def test_trains_on_small_data(tmp_path):
-    r = run_cli('--data', str(make_mnist(tmp_path, n_train=10_200)), '--epochs', '2', '--bs', '64')
-    assert r.returncode == 0, r.stderr
+    r = run_cli('--data', str(make_mnist(tmp_path, n_train=10_200)), '--epochs', '2', '--bs', '64', '--device', 'cpu')
+    assert r.returncode == 0 and r.stderr == '', r.stderr
     lines = r.stdout.splitlines()
-    assert [l.split()[0] for l in lines] == ['epoch', 'epoch', 'accuracy']
-    assert float(lines[-1].split()[1]) > 0.9  # the synthetic digits are easy
+    assert lines[0].split() == ['epoch', 'phase', 'loss', 'accuracy', 'time']
+    assert [l.split()[:2] for l in lines[1:-1]] == [['0', 'train'], ['0', 'valid'], ['1', 'train'], ['1', 'valid']]
+    assert lines[-1].startswith('accuracy ') and float(lines[-1].split()[1]) > 0.9  # the synthetic digits are easy
+    assert lines[-2].split()[3] == lines[-1].split()[1]                               # the last validation row's accuracy
+
+def test_plot_says_where_before_the_last_line(tmp_path):
+    png = tmp_path/'run.png'
+    r = run_cli('--data', str(make_mnist(tmp_path, n_train=10_100)), '--epochs', '1', '--plot', str(png))
+    assert r.returncode == 0 and r.stderr == '', r.stderr
+    assert r.stdout.splitlines()[-2] == f'saved the figure to {png}' and png.read_bytes()[:4] == b'\x89PNG'
+
+def test_lr_find_ends_with_lr(tmp_path):
+    svg = tmp_path/'lr.svg'
+    r = run_cli('--data', str(make_mnist(tmp_path, n_train=12_000)), '--lr-find', '--plot', str(svg))
+    assert r.returncode == 0 and r.stderr == '', r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[-2] == f'saved the figure to {svg}' and svg.read_text().lstrip().startswith('<?xml')
+    assert lines[-1].split()[0] == 'lr' and float(lines[-1].split()[1]) > 0
 
 @pytest.mark.parametrize('damage,words', [('label 10', 'has a label 10'), ('short labels', 'images but'),
                                           ('truncated', 'not a complete gzip file')])
