@@ -8,23 +8,22 @@ __all__ = ['EVENTS', 'STEPS', 'DataLoaders', 'CancelFitException', 'CancelEpochE
            'DeviceCB', 'ProgressCB', 'smooth', 'RecorderCB', 'TargetCheckCB', 'NaNStopCB', 'SingleBatchCB',
            'LRFinderCB']
 
-# %% ../nbs/02_learner.ipynb #f738d92d
+# %% ../nbs/02_learner.ipynb #ecab1cd4
 import copy, functools, math, sys, time
 import torch
 from torch import nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm as _tqdm_auto
 from tqdm import tqdm
 from fastcore.basics import patch
 from .training import (Dataset, accuracy, cross_entropy, check_lr, check_epochs, check_targets, check_losses,
                                 _dataset, _gathers)
 
-# %% ../nbs/02_learner.ipynb #afa72ea9
+# %% ../nbs/02_learner.ipynb #5cdb9302
 class DataLoaders:
     "The training and validation loaders, as `.train` and `.valid`."
     def __init__(self, train, valid): self.train, self.valid = train, valid
 
-# %% ../nbs/02_learner.ipynb #ab332163
+# %% ../nbs/02_learner.ipynb #5d9f6d98
 class CancelFitException(Exception):
     "Raise in a callback to end the fit; `cleanup_fit` still runs."
 class CancelEpochException(Exception):
@@ -53,7 +52,7 @@ def with_cbs(level):
         return _f
     return deco
 
-# %% ../nbs/02_learner.ipynb #1ebf0835
+# %% ../nbs/02_learner.ipynb #41159d26
 _levels = ['fit', 'epoch', 'batch']
 EVENTS = [f'{w}_{l}' for l in _levels for w in ('before', 'after', 'cleanup')] + ['after_predict', 'after_loss', 'after_backward', 'after_step']
 STEPS = ['predict', 'get_loss', 'backward', 'step', 'zero_grad']
@@ -72,7 +71,7 @@ def check_dls(dls):
                              f"for example DataLoaders(*get_dls(train_ds, valid_ds, bs))")
         if hasattr(dl, '__len__') and len(dl) == 0: raise ValueError(f"dls.{name} is an empty loader: it has no batches")
 
-# %% ../nbs/02_learner.ipynb #b62a5e14
+# %% ../nbs/02_learner.ipynb #48a59534
 class Learner:
     "The training loop, written once; callbacks in `cbs` (and those given to `fit`) add everything else."
     default_cbs = ()   # classes of the callbacks every learner starts with: the guard rails, set below
@@ -144,7 +143,7 @@ class Learner:
             step['step'](); self.callback('after_step')
             step['zero_grad']()
 
-# %% ../nbs/02_learner.ipynb #d01495b6
+# %% ../nbs/02_learner.ipynb #7e5bc107
 class TrainCB(Callback):
     "The steps of a batch for a model of `batch[:n_inp]` and a loss of `(preds, *batch[n_inp:])`."
     def __init__(self, n_inp=1): self.n_inp = n_inp
@@ -154,7 +153,7 @@ class TrainCB(Callback):
     def step(self, learn): learn.opt.step()
     def zero_grad(self, learn): learn.opt.zero_grad()
 
-# %% ../nbs/02_learner.ipynb #e83fe209
+# %% ../nbs/02_learner.ipynb #5015e9fc
 def _metric_name(m):
     "A metric's column name: a function's name, or an object's class name in lower case."
     return getattr(m, '__name__', None) or type(m).__name__.lower()
@@ -184,7 +183,7 @@ class MetricsCB(Callback):
         vals = torch.stack([torch.as_tensor(v, dtype=torch.float32).to('cpu') for v in vals]).tolist()
         learn.history.append({'epoch': learn.epoch, 'train': learn.training, 'loss': vals[0]} | dict(zip(self.metrics, vals[1:])))
 
-# %% ../nbs/02_learner.ipynb #59f11caa
+# %% ../nbs/02_learner.ipynb #d7efb2b7
 def default_device():
     "CUDA if a GPU is available, else MPS, else the CPU."
     if torch.cuda.is_available(): return torch.device('cuda')
@@ -225,7 +224,7 @@ class DeviceCB(Callback):
 
     def before_batch(self, learn): learn.batch = to_device(learn.batch, self.device, non_blocking=self.pin)
 
-# %% ../nbs/02_learner.ipynb #8097ed5a
+# %% ../nbs/02_learner.ipynb #f92f400b
 def _ipython():
     "The running IPython shell, if any (a Jupyter kernel, a notebook run by nbdev-test, or a terminal IPython)."
     return getattr(sys.modules.get('IPython'), 'get_ipython', lambda: None)()
@@ -253,7 +252,8 @@ class ProgressCB(Callback):
 
     def before_fit(self, learn):
         kind = _bar_kind()
-        self.bar = {'terminal': tqdm, 'notebook': _tqdm_auto}.get(kind)
+        if kind == 'notebook': from tqdm.notebook import tqdm as bar   # imported only here: without ipywidgets, importing it warns
+        self.bar = tqdm if kind == 'terminal' else bar if kind == 'notebook' else None
         self.epochs = self.bar(total=learn.n_epochs, desc='epochs', leave=False) if self.bar else None
         self.printed, self.header, self.losses, self.handle, self.drawn = 0, None, [], None, time.perf_counter()
         self.live = self.plot and hasattr(_ipython(), 'kernel')   # redraw as it goes in Jupyter; elsewhere draw once, at the end
@@ -306,7 +306,7 @@ class ProgressCB(Callback):
             if b is not None: b.close()
         if self.plot: self._draw()
 
-# %% ../nbs/02_learner.ipynb #efe4d3cd
+# %% ../nbs/02_learner.ipynb #29e4157a
 def smooth(xs, beta=0.98):
     "Exponential moving average of `xs`, debiased so that its first values are not pulled towards 0."
     out, avg = [], 0.
@@ -362,7 +362,7 @@ class RecorderCB(Callback):
         top.set_xlabel('epoch')
         top.xaxis.set_major_locator(locator(integer=True))
 
-# %% ../nbs/02_learner.ipynb #ec452889
+# %% ../nbs/02_learner.ipynb #23f2bd87
 _class_losses = (F.cross_entropy, cross_entropy, F.nll_loss, nn.CrossEntropyLoss, nn.NLLLoss)
 
 def _is_class_loss(f): return f in _class_losses or isinstance(f, _class_losses[3:])
@@ -389,13 +389,13 @@ class NaNStopCB(Callback):
 
 Learner.default_cbs = (TargetCheckCB, NaNStopCB)
 
-# %% ../nbs/02_learner.ipynb #aa5360cb
+# %% ../nbs/02_learner.ipynb #ee7d7a32
 class SingleBatchCB(Callback):
     "End the fit after one batch, for debugging; callbacks of lower order still see its `after_batch`."
     order = 1
     def after_batch(self, learn): raise CancelFitException()
 
-# %% ../nbs/02_learner.ipynb #b9594a45
+# %% ../nbs/02_learner.ipynb #44faa2f6
 def _get_lr(opt): return opt.param_groups[0]['lr'] if hasattr(opt, 'param_groups') else opt.lr
 
 def _set_lr(opt, lr):
