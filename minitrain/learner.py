@@ -8,7 +8,7 @@ __all__ = ['EVENTS', 'STEPS', 'DataLoaders', 'CancelFitException', 'CancelEpochE
            'DeviceCB', 'ProgressCB', 'smooth', 'RecorderCB', 'TargetCheckCB', 'NaNStopCB', 'SingleBatchCB',
            'LRFinderCB']
 
-# %% ../nbs/02_learner.ipynb #ecab1cd4
+# %% ../nbs/02_learner.ipynb #81dcfcec
 import copy, functools, math, sys, time
 import torch
 from torch import nn
@@ -18,12 +18,12 @@ from fastcore.basics import patch
 from .training import (Dataset, accuracy, cross_entropy, check_lr, check_epochs, check_targets, check_losses,
                                 _dataset, _gathers)
 
-# %% ../nbs/02_learner.ipynb #5cdb9302
+# %% ../nbs/02_learner.ipynb #eee3a637
 class DataLoaders:
     "The training and validation loaders, as `.train` and `.valid`."
     def __init__(self, train, valid): self.train, self.valid = train, valid
 
-# %% ../nbs/02_learner.ipynb #5d9f6d98
+# %% ../nbs/02_learner.ipynb #cfebaa47
 class CancelFitException(Exception):
     "Raise in a callback to end the fit; `cleanup_fit` still runs."
 class CancelEpochException(Exception):
@@ -52,7 +52,7 @@ def with_cbs(level):
         return _f
     return deco
 
-# %% ../nbs/02_learner.ipynb #41159d26
+# %% ../nbs/02_learner.ipynb #040e3121
 _levels = ['fit', 'epoch', 'batch']
 EVENTS = [f'{w}_{l}' for l in _levels for w in ('before', 'after', 'cleanup')] + ['after_predict', 'after_loss', 'after_backward', 'after_step']
 STEPS = ['predict', 'get_loss', 'backward', 'step', 'zero_grad']
@@ -71,7 +71,7 @@ def check_dls(dls):
                              f"for example DataLoaders(*get_dls(train_ds, valid_ds, bs))")
         if hasattr(dl, '__len__') and len(dl) == 0: raise ValueError(f"dls.{name} is an empty loader: it has no batches")
 
-# %% ../nbs/02_learner.ipynb #48a59534
+# %% ../nbs/02_learner.ipynb #de598d09
 class Learner:
     "The training loop, written once; callbacks in `cbs` (and those given to `fit`) add everything else."
     default_cbs = ()   # classes of the callbacks every learner starts with: the guard rails, set below
@@ -143,7 +143,7 @@ class Learner:
             step['step'](); self.callback('after_step')
             step['zero_grad']()
 
-# %% ../nbs/02_learner.ipynb #7e5bc107
+# %% ../nbs/02_learner.ipynb #d27dbe94
 class TrainCB(Callback):
     "The steps of a batch for a model of `batch[:n_inp]` and a loss of `(preds, *batch[n_inp:])`."
     def __init__(self, n_inp=1): self.n_inp = n_inp
@@ -153,7 +153,7 @@ class TrainCB(Callback):
     def step(self, learn): learn.opt.step()
     def zero_grad(self, learn): learn.opt.zero_grad()
 
-# %% ../nbs/02_learner.ipynb #5015e9fc
+# %% ../nbs/02_learner.ipynb #4ed7de69
 def _metric_name(m):
     "A metric's column name: a function's name, or an object's class name in lower case."
     return getattr(m, '__name__', None) or type(m).__name__.lower()
@@ -171,6 +171,7 @@ class MetricsCB(Callback):
     def after_batch(self, learn):
         preds, y = learn.preds.detach(), learn.batch[-1]
         n = len(y)
+        if n == 0: return   # an empty batch (a process's share of a short one, under torch.distributed) adds nothing
         self.n += n
         self.loss = self.loss + learn.loss.detach() * n
         for k, m in self.metrics.items():
@@ -178,12 +179,18 @@ class MetricsCB(Callback):
             else: self.sums[k] = self.sums[k] + m(preds, y) * n
 
     def after_epoch(self, learn):
-        if self.n == 0: return
-        vals = [self.loss / self.n] + [m.compute() if hasattr(m, 'compute') else self.sums[k] / self.n for k, m in self.metrics.items()]
-        vals = torch.stack([torch.as_tensor(v, dtype=torch.float32).to('cpu') for v in vals]).tolist()
-        learn.history.append({'epoch': learn.epoch, 'train': learn.training, 'loss': vals[0]} | dict(zip(self.metrics, vals[1:])))
+        fns = [k for k, m in self.metrics.items() if not hasattr(m, 'compute')]
+        sums = torch.stack([torch.as_tensor(v, dtype=torch.float64).cpu() for v in [self.loss, *(self.sums[k] for k in fns), self.n]])
+        sum_across = getattr(learn, 'sum_across', None)   # set under torch.distributed: adds up the processes' sums
+        if sum_across is not None: sums = sum_across(sums)
+        *sums, n = sums.tolist()
+        if n == 0: return
+        means = dict(zip(['loss', *fns], [v / n for v in sums]))
+        row = {'epoch': learn.epoch, 'train': learn.training, 'loss': means['loss']}
+        for k, m in self.metrics.items(): row[k] = means[k] if k in means else float(m.compute())
+        learn.history.append(row)
 
-# %% ../nbs/02_learner.ipynb #d7efb2b7
+# %% ../nbs/02_learner.ipynb #fb66e96b
 def default_device():
     "CUDA if a GPU is available, else MPS, else the CPU."
     if torch.cuda.is_available(): return torch.device('cuda')
@@ -224,7 +231,7 @@ class DeviceCB(Callback):
 
     def before_batch(self, learn): learn.batch = to_device(learn.batch, self.device, non_blocking=self.pin)
 
-# %% ../nbs/02_learner.ipynb #f92f400b
+# %% ../nbs/02_learner.ipynb #31f7551d
 def _ipython():
     "The running IPython shell, if any (a Jupyter kernel, a notebook run by nbdev-test, or a terminal IPython)."
     return getattr(sys.modules.get('IPython'), 'get_ipython', lambda: None)()
@@ -243,6 +250,11 @@ def _bar_kind():
         return 'notebook'
     return None
 
+def _main_process():
+    "Is this the first (or only) process? Under torch.distributed, the one of rank 0."
+    d = torch.distributed
+    return not (d.is_available() and d.is_initialized()) or d.get_rank() == 0
+
 def _fmt(v): return f'{v:.4f}' if isinstance(v, float) else str(v)
 
 class ProgressCB(Callback):
@@ -251,7 +263,8 @@ class ProgressCB(Callback):
     def __init__(self, plot=False): self.plot = plot
 
     def before_fit(self, learn):
-        kind = _bar_kind()
+        self.silent = not _main_process()   # under torch.distributed, only the first process shows anything
+        kind = None if self.silent else _bar_kind()
         if kind == 'notebook': from tqdm.notebook import tqdm as bar   # imported only here: without ipywidgets, importing it warns
         self.bar = tqdm if kind == 'terminal' else bar if kind == 'notebook' else None
         self.epochs = self.bar(total=learn.n_epochs, desc='epochs', leave=False) if self.bar else None
@@ -270,6 +283,7 @@ class ProgressCB(Callback):
             if self.live and time.perf_counter() - self.drawn > 1: self._draw()   # at most once a second
 
     def _write(self, line):
+        if self.silent: return
         if self.bar is tqdm: tqdm.write(line)
         else: print(line)
 
@@ -289,7 +303,7 @@ class ProgressCB(Callback):
 
     def _draw(self):
         "Draw the training loss so far, in place of the last drawing."
-        if not self.losses or not _can_display(): return
+        if self.silent or not self.losses or not _can_display(): return
         self.drawn = time.perf_counter()
         from IPython.display import display
         import matplotlib.pyplot as plt
@@ -306,7 +320,7 @@ class ProgressCB(Callback):
             if b is not None: b.close()
         if self.plot: self._draw()
 
-# %% ../nbs/02_learner.ipynb #29e4157a
+# %% ../nbs/02_learner.ipynb #20076d90
 def smooth(xs, beta=0.98):
     "Exponential moving average of `xs`, debiased so that its first values are not pulled towards 0."
     out, avg = [], 0.
@@ -362,7 +376,7 @@ class RecorderCB(Callback):
         top.set_xlabel('epoch')
         top.xaxis.set_major_locator(locator(integer=True))
 
-# %% ../nbs/02_learner.ipynb #23f2bd87
+# %% ../nbs/02_learner.ipynb #087c4be7
 _class_losses = (F.cross_entropy, cross_entropy, F.nll_loss, nn.CrossEntropyLoss, nn.NLLLoss)
 
 def _is_class_loss(f): return f in _class_losses or isinstance(f, _class_losses[3:])
@@ -389,13 +403,13 @@ class NaNStopCB(Callback):
 
 Learner.default_cbs = (TargetCheckCB, NaNStopCB)
 
-# %% ../nbs/02_learner.ipynb #ee7d7a32
+# %% ../nbs/02_learner.ipynb #e72dc11f
 class SingleBatchCB(Callback):
     "End the fit after one batch, for debugging; callbacks of lower order still see its `after_batch`."
     order = 1
     def after_batch(self, learn): raise CancelFitException()
 
-# %% ../nbs/02_learner.ipynb #44faa2f6
+# %% ../nbs/02_learner.ipynb #1183ce11
 def _get_lr(opt): return opt.param_groups[0]['lr'] if hasattr(opt, 'param_groups') else opt.lr
 
 def _set_lr(opt, lr):
@@ -407,17 +421,23 @@ class LRFinderCB(Callback):
     "Multiply the learning rate by `gamma` after each batch; stop when the loss passes `max_mult` times its minimum, or is not finite."
     def __init__(self, gamma=1.3, max_mult=3): self.gamma, self.max_mult = gamma, max_mult
     def before_fit(self, learn):
-        self.state = copy.deepcopy(learn.model.state_dict())
+        self.model = getattr(learn.model, 'module', learn.model)   # the model itself, also when wrapped (in DDP, say)
+        self.state = copy.deepcopy(self.model.state_dict())
         self.lrs, self.losses, self.min = [], [], math.inf
     def before_epoch(self, learn):
         if not learn.training: raise CancelEpochException()
     def after_batch(self, learn):
-        loss = learn.loss.item()   # one number per batch: the finder must decide at each batch whether to go on
+        loss = learn.loss.detach()
+        if getattr(learn, 'sum_across', None) is not None:   # under torch.distributed: the loss over all processes' items, so all decide alike
+            n = len(learn.batch[-1])
+            tot, n = learn.sum_across(torch.stack([loss.double().cpu() * n if n else torch.zeros((), dtype=torch.float64), torch.tensor(n, dtype=torch.float64)])).tolist()
+            loss = tot / n
+        else: loss = loss.item()   # one number per batch: the finder must decide at each batch whether to go on
         self.lrs.append(_get_lr(learn.opt)); self.losses.append(loss)
         if not math.isfinite(loss) or loss > self.max_mult * self.min: raise CancelFitException()
         self.min = min(self.min, loss)
         _set_lr(learn.opt, _get_lr(learn.opt) * self.gamma)
-    def cleanup_fit(self, learn): learn.model.load_state_dict(self.state)
+    def cleanup_fit(self, learn): self.model.load_state_dict(self.state)
 
     def suggestion(self):
         "A tenth of the learning rate at the minimum of the smoothed loss."
