@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['whole_number', 'positive_number', 'figure_file', 'OneLineParser', 'parser', 'fit_mlp', 'main']
 
-# %% ../nbs/09_cli.ipynb #9c595be5
+# %% ../nbs/09_cli.ipynb #62ca1a4a
 import argparse, sys
 from pathlib import Path
 import torch.nn.functional as F
@@ -13,8 +13,9 @@ from .data import load_mnist
 from .training import MLP, Optimizer, Dataset, DataLoader, accuracy, set_seed
 from .learner import (Learner, DataLoaders, TrainCB, DeviceCB, MetricsCB, ProgressCB, RecorderCB, check_device)
 from .distributed import DistributedCB, dist_env
+from .backprop import ManualStepCB
 
-# %% ../nbs/09_cli.ipynb #580ff6f2
+# %% ../nbs/09_cli.ipynb #351f639c
 def whole_number(lo, hi=None):
     "An argparse type for integers from `lo` to `hi` (no upper bound if `hi` is None)."
     def parse(s):
@@ -46,7 +47,7 @@ class OneLineParser(argparse.ArgumentParser):
     "An ArgumentParser whose errors are one line: `prog: error: message`."
     def error(self, message): self.exit(2, f"{self.prog}: error: {message}\n")
 
-# %% ../nbs/09_cli.ipynb #5bd0efc9
+# %% ../nbs/09_cli.ipynb #d126a3a6
 def parser():
     "The options of `minitrain-fit`."
     p = OneLineParser(prog='minitrain-fit', description="Train the lesson's MLP on MNIST with minibatch SGD.")
@@ -58,18 +59,19 @@ def parser():
     p.add_argument('--data', default=None, help='folder holding MNIST (default: $MINITRAIN_DATA, else the project data/ folder)')
     p.add_argument('--shuffle', action='store_true', help='shuffle the training set each epoch (default: in order, as in the lesson)')
     p.add_argument('--device', choices=['auto', 'cpu', 'cuda', 'mps'], default='auto', help='where to train (default: auto, a GPU if there is one)')
+    p.add_argument('--backward', choices=['autograd', 'manual'], default='autograd', help="how gradients are computed: PyTorch's autograd, or the hand-written step of the backprop lesson (default: autograd)")
     p.add_argument('--lr-find', action='store_true', help='find a learning rate instead of training; ends with the line "lr <value>"')
     p.add_argument('--plot', type=figure_file, default=None, metavar='FILE.png', help='save a plot of the run (or of the learning-rate finder)')
     return p
 
-# %% ../nbs/09_cli.ipynb #d46bc290
-def fit_mlp(epochs=3, bs=50, lr=0.5, nh=50, seed=1, data=None, shuffle=False, plot=None, device=None, lr_find=False):
+# %% ../nbs/09_cli.ipynb #7c84b75c
+def fit_mlp(epochs=3, bs=50, lr=0.5, nh=50, seed=1, data=None, shuffle=False, plot=None, device=None, lr_find=False, backward='autograd'):
     "Train the lesson's MLP on MNIST and return the final validation accuracy; with `lr_find`, return a suggested learning rate instead."
     (x_train, y_train), (x_valid, y_valid), _ = load_mnist(data)
     set_seed(seed)
     dls = DataLoaders(DataLoader(Dataset(x_train, y_train), bs, shuffle=shuffle), DataLoader(Dataset(x_valid, y_valid), 2*bs))
     rec = RecorderCB()
-    cbs = [TrainCB(), MetricsCB(accuracy=accuracy), ProgressCB(), rec]
+    cbs = [ManualStepCB() if backward == 'manual' else TrainCB(), MetricsCB(accuracy=accuracy), ProgressCB(), rec]
     if dist_env() is None: cbs.append(DeviceCB(device))
     else:   # started by torchrun: one slice of each batch per process, on this process's GPU if there is one
         dcb = DistributedCB(device)
@@ -85,7 +87,7 @@ def fit_mlp(epochs=3, bs=50, lr=0.5, nh=50, seed=1, data=None, shuffle=False, pl
 
 def _rank(): return (dist_env() or (0,))[0]
 
-# %% ../nbs/09_cli.ipynb #aba013b1
+# %% ../nbs/09_cli.ipynb #cbfd6fce
 def main(argv=None):
     "Entry point of `minitrain-fit`; returns the exit status."
     p = parser()
@@ -98,13 +100,14 @@ def main(argv=None):
             except ValueError as e: p.error(f"argument --device: {e}")
         world = (dist_env() or (0, 1))[1]
         if args.bs < world: p.error(f"argument --bs: the global batch size {args.bs} is smaller than the number of processes ({world})")
+        if world > 1 and args.backward == 'manual': p.error("argument --backward: manual steps do not average gradients across processes: use autograd under torchrun")
     except SystemExit as e: return e.code  # argparse has printed the help, or the one-line error
-    try: res = fit_mlp(args.epochs, args.bs, args.lr, args.nh, args.seed, args.data, args.shuffle, args.plot, device, args.lr_find)
+    try: res = fit_mlp(args.epochs, args.bs, args.lr, args.nh, args.seed, args.data, args.shuffle, args.plot, device, args.lr_find, args.backward)
     except (OSError, ValueError, FloatingPointError) as e:
         print(f"{p.prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 1
     if _rank() == 0: print(f"lr {res:.3g}" if args.lr_find else f"accuracy {res:.4f}")
     return 0
 
-# %% ../nbs/09_cli.ipynb #9c48c64e
+# %% ../nbs/09_cli.ipynb #bbb07d75
 if __name__ == '__main__': sys.exit(main())
