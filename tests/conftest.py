@@ -1,4 +1,4 @@
-import subprocess, sys
+import contextlib, io, subprocess, sys
 import numpy as np, pytest
 from minitrain.data import write_idx
 
@@ -21,3 +21,8 @@ def run_cli(*args):
     "Run `minitrain-fit` with `args` in a separate Python, as a user would; returns the CompletedProcess."
     code = "import sys; from minitrain.cli import main; sys.exit(main())"
     return subprocess.run([sys.executable, '-c', code, *args], capture_output=True, text=True, timeout=120)
+
+def quiet(f, *args, **kwargs):
+    "Call `f` in this process with its printing captured; returns its result and what it printed."
+    with contextlib.redirect_stdout(io.StringIO()) as out: res = f(*args, **kwargs)
+    return res, out.getvalue()

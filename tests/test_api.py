@@ -4,6 +4,7 @@ import pytest, torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
+from conftest import quiet
 
 COURSE = ['accuracy', 'report', 'Dataset', 'fit', 'get_dls']
 LESSON = ['Model', 'logsumexp', 'log_softmax', 'nll', 'cross_entropy', 'MLP', 'Optimizer', 'set_seed']
@@ -41,10 +42,6 @@ def toy(n=200, seed=0):
     y = torch.randint(0, 3, (n,), generator=g)
     x = torch.randn(n, 5, generator=g) * 0.1 + nn.functional.one_hot(y, 5).float()
     return x, y
-
-def quiet(f, *args, **kwargs):
-    with contextlib.redirect_stdout(io.StringIO()) as out: res = f(*args, **kwargs)
-    return res, out.getvalue()
 
 @pytest.mark.parametrize('make_opt', [lambda p: torch.optim.SGD(p, lr=0.5), lambda p: torch.optim.Adam(p, lr=0.01),
                                       lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)])

@@ -4,7 +4,7 @@ import pytest, torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset, DataLoader as TorchDL
-from conftest import make_mnist, run_cli
+from conftest import make_mnist, run_cli, quiet
 from minitrain.training import Dataset, DataLoader, MLP, Optimizer, fit, get_dls, set_seed
 
 def data(n=64, n_in=784, classes=10, seed=0):
@@ -18,13 +18,10 @@ class CountingModel(nn.Module):
         if self.training: self.calls += 1
         return self.model(x)
 
-@pytest.fixture
-def quiet_fit(capsys):
-    "`fit`, its lines captured by pytest."
-    return fit
+def quiet_fit(*args, **kwargs): return quiet(fit, *args, **kwargs)[0]
 
 @pytest.mark.parametrize('bad,word', [(10, 'has a target 10'), (-1, 'has a target -1'), (12, 'has a target 12')])
-def test_labels_outside_classes(bad, word, quiet_fit):
+def test_labels_outside_classes(bad, word):
     x, y = data()
     y[5] = bad
     model = CountingModel(MLP())
@@ -32,7 +29,7 @@ def test_labels_outside_classes(bad, word, quiet_fit):
         quiet_fit(1, model, F.cross_entropy, Optimizer(model.parameters()), *get_dls(Dataset(x, y), Dataset(x, y), 16))
     assert model.calls == 0
 
-def test_labels_checked_in_torch_loaders_too(quiet_fit):
+def test_labels_checked_in_torch_loaders_too():
     x, y = data(); y[0] = 10
     model = CountingModel(MLP())
     dl = TorchDL(TensorDataset(x, y), batch_size=16)
@@ -55,7 +52,7 @@ def test_empty_dataset():
     with pytest.raises(ValueError, match='empty'): DataLoader(Dataset(x[:0], y[:0]), 4)
 
 @pytest.mark.parametrize('epochs', [-1, 1.5, '3'])
-def test_epochs(epochs, quiet_fit):
+def test_epochs(epochs):
     x, y = data()
     model = CountingModel(MLP())
     with pytest.raises(ValueError, match='epochs'):
@@ -71,14 +68,14 @@ def test_lr(lr):
 def test_mlp_input_shape(shape):
     with pytest.raises(ValueError, match=r'shape \(N, 784\)'): MLP()(torch.zeros(shape))
 
-def test_nan_loss_names_epoch_and_batch(quiet_fit):
+def test_nan_loss_names_epoch_and_batch():
     x, y = data(256)
     set_seed(1)
     model = MLP()
     with pytest.raises(FloatingPointError, match=r'at epoch 0, batch \d+'):
         quiet_fit(2, model, F.cross_entropy, Optimizer(model.parameters(), lr=1e20), *get_dls(Dataset(x, y), Dataset(x, y), 16))
 
-def test_fit_still_trains_a_cnn(quiet_fit):
+def test_fit_still_trains_a_cnn():
     "The shape checks live in MLP, not in fit: a CNN on 1×28×28 images trains."
     g = torch.Generator().manual_seed(0)
     y = torch.randint(0, 10, (96,), generator=g)

@@ -7,6 +7,7 @@ from torch.utils.data import TensorDataset, DataLoader as TorchDL
 from minitrain.training import Dataset, DataLoader, MLP, Optimizer, accuracy, fit, get_dls, set_seed
 from minitrain.learner import *
 from minitrain.learner import _bar_kind, _get_lr
+from conftest import quiet
 
 def toy(n=120, seed=0, n_in=5, classes=3):
     g = torch.Generator().manual_seed(seed)
@@ -123,7 +124,7 @@ def test_learner_equals_fit():
     x, y = toy(200)
     dl = lambda: (DataLoader(Dataset(x, y), 16), DataLoader(Dataset(x, y), 32))
     set_seed(3); m1 = net()
-    with contextlib.redirect_stdout(io.StringIO()): fit(2, m1, F.cross_entropy, torch.optim.SGD(m1.parameters(), lr=0.4), *dl())
+    quiet(fit, 2, m1, F.cross_entropy, torch.optim.SGD(m1.parameters(), lr=0.4), *dl())
     set_seed(3); m2 = net()
     Learner(m2, DataLoaders(*dl()), lr=0.4, cbs=[TrainCB()]).fit(2)
     assert all(torch.equal(a, b) for a, b in zip(m1.parameters(), m2.parameters()))
