@@ -20,26 +20,29 @@ def front_matter(cell):
     if cell.cell_type != 'raw' or not src.startswith('---'): return None
     return yaml.safe_load(src.strip('-')) or {}
 
-def render():
-    "README.md's text, made from the readme notebook named in pyproject.toml."
-    cfg = get_config()
-    src = cfg.nbs_path/cfg.readme_nb
-    # What `nbdev-proc-nbs` does to each notebook (nbdev.serve_drv.exec_nb), without its Quarto check:
-    # directives removed, the title and summary moved into a front-matter cell, and so on. Left out: `add_links`,
-    # which turns `name` into a link to the docs site; there is no docs site, so on a README those links would be dead.
+def processed(src):
+    """Notebook `src` as nbdev's processing leaves it, as an nbformat notebook, and its front matter (title, description).
+
+    What `nbdev-proc-nbs` does to each notebook (nbdev.serve_drv.exec_nb), without its Quarto check: directives
+    removed, `#|hide` cells dropped, the title and summary moved into a front-matter cell (taken out and returned here),
+    and so on. Left out: `add_links`, which turns `name` into a link to nbdev's docs site; those links would be dead."""
     nbdev_nb = read_nb(src)
     procs = [p for p in FilterDefaults().procs() if getattr(p, '__name__', '') != 'add_links']
     NBProcessor(nb=nbdev_nb, procs=procs, rm_directives='quarto').process()
     with tempfile.TemporaryDirectory() as d:
-        write_nb(nbdev_nb, Path(d)/'index.ipynb')
-        nb = reads((Path(d)/'index.ipynb').read_text(), NO_CONVERT)
-    head = ''
-    if nb.cells and (fm := front_matter(nb.cells[0])) is not None:
-        nb.cells = nb.cells[1:]
-        head = f"# {fm.get('title', cfg.lib_name)}\n\n" + (f"> {fm['description']}\n\n" if fm.get('description') else '')
+        write_nb(nbdev_nb, Path(d)/'nb.ipynb')
+        nb = reads((Path(d)/'nb.ipynb').read_text(), NO_CONVERT)
+    fm = front_matter(nb.cells[0]) if nb.cells else None
+    if fm is not None: nb.cells = nb.cells[1:]
+    return nb, fm or {}
+
+def render():
+    "README.md's text, made from the readme notebook named in pyproject.toml."
+    cfg = get_config()
+    nb, fm = processed(cfg.nbs_path/cfg.readme_nb)
+    head = f"# {fm.get('title', cfg.lib_name)}\n\n" + (f"> {fm['description']}\n\n" if fm.get('description') else '')
     body, _ = MarkdownExporter(exclude_input_prompt=True, exclude_output_prompt=True).from_notebook_node(nb)
-    text = head + body.strip() + '\n'
-    return text
+    return head + body.strip() + '\n'
 
 def main(argv):
     readme = get_config().config_path/'README.md'
