@@ -5,17 +5,17 @@
 # %% auto #0
 __all__ = ['whole_number', 'positive_number', 'figure_file', 'OneLineParser', 'parser', 'fit_mlp', 'main']
 
-# %% ../nbs/09_cli.ipynb #62ca1a4a
+# %% ../nbs/09_cli.ipynb #c6998165
 import argparse, sys
 from pathlib import Path
 import torch.nn.functional as F
 from .data import load_mnist
 from .training import MLP, Optimizer, Dataset, DataLoader, accuracy, set_seed
 from .learner import (Learner, DataLoaders, TrainCB, DeviceCB, MetricsCB, ProgressCB, RecorderCB, check_device)
-from .distributed import DistributedCB, dist_env
+from .distributed import DistributedCB, dist_env, leave
 from .backprop import ManualStepCB
 
-# %% ../nbs/09_cli.ipynb #351f639c
+# %% ../nbs/09_cli.ipynb #2f9d0bd4
 def whole_number(lo, hi=None):
     "An argparse type for integers from `lo` to `hi` (no upper bound if `hi` is None)."
     def parse(s):
@@ -47,7 +47,7 @@ class OneLineParser(argparse.ArgumentParser):
     "An ArgumentParser whose errors are one line: `prog: error: message`."
     def error(self, message): self.exit(2, f"{self.prog}: error: {message}\n")
 
-# %% ../nbs/09_cli.ipynb #d126a3a6
+# %% ../nbs/09_cli.ipynb #4ce57532
 def parser():
     "The options of `minitrain-fit`."
     p = OneLineParser(prog='minitrain-fit', description="Train the lesson's MLP on MNIST with minibatch SGD.")
@@ -64,7 +64,7 @@ def parser():
     p.add_argument('--plot', type=figure_file, default=None, metavar='FILE.png', help='save a plot of the run (or of the learning-rate finder)')
     return p
 
-# %% ../nbs/09_cli.ipynb #7c84b75c
+# %% ../nbs/09_cli.ipynb #b20ada37
 def fit_mlp(epochs=3, bs=50, lr=0.5, nh=50, seed=1, data=None, shuffle=False, plot=None, device=None, lr_find=False, backward='autograd'):
     "Train the lesson's MLP on MNIST and return the final validation accuracy; with `lr_find`, return a suggested learning rate instead."
     (x_train, y_train), (x_valid, y_valid), _ = load_mnist(data)
@@ -83,11 +83,12 @@ def fit_mlp(epochs=3, bs=50, lr=0.5, nh=50, seed=1, data=None, shuffle=False, pl
         import matplotlib.pyplot as plt
         plt.close(draw(plot))
         print(f"saved the figure to {plot}")
+    leave()   # under torchrun: all processes done, the group torn down together
     return res
 
 def _rank(): return (dist_env() or (0,))[0]
 
-# %% ../nbs/09_cli.ipynb #cbfd6fce
+# %% ../nbs/09_cli.ipynb #c437ec0b
 def main(argv=None):
     "Entry point of `minitrain-fit`; returns the exit status."
     p = parser()
@@ -109,5 +110,5 @@ def main(argv=None):
     if _rank() == 0: print(f"lr {res:.3g}" if args.lr_find else f"accuracy {res:.4f}")
     return 0
 
-# %% ../nbs/09_cli.ipynb #bbb07d75
+# %% ../nbs/09_cli.ipynb #913af753
 if __name__ == '__main__': sys.exit(main())

@@ -20,7 +20,7 @@ run)
   export PYTHONPATH=/tmp/site:$PWD MINITRAIN_DATA=$PWD/.gpu/data PYTHONUNBUFFERED=1
   nvidia-smi -L
   fit() { python3 -c 'import sys; from minitrain.cli import main; sys.exit(main(sys.argv[1:]))' "$@"; }
-  for d in cuda cpu; do s=$(date +%s.%N); fit --device "$d" --epochs 3 | tee "$out/fit_$d.txt"; echo "$d: $(echo "$(date +%s.%N) - $s" | bc) s in all"; done
+  for d in cuda cpu; do echo "== --device $d"; time (fit --device "$d" --epochs 3 | tee "$out/fit_$d.txt"); done
   fit --device cuda --epochs 3 --plot "$out/run_cuda.png" | tail -2
   fit --device cuda --lr-find --plot "$out/lr_cuda.png" | tail -2
   fit --device auto --epochs 1 | tail -1
