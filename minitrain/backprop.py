@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['check_mlp', 'mlp_grads', 'manual_step', 'ManualStepCB']
 
-# %% ../nbs/05_backprop.ipynb #792bb7ec
+# %% ../nbs/05_backprop.ipynb #f7847565
 import torch
 from torch import nn
 import torch.nn.functional as F
 from .training import cross_entropy
 from .learner import Callback, _get_lr
 
-# %% ../nbs/05_backprop.ipynb #4ac02e15
+# %% ../nbs/05_backprop.ipynb #9b7d898e
 def check_mlp(model):
     "The layers of `model`, an `nn.Sequential` of `nn.Linear` and `nn.ReLU`; `TypeError` naming anything else."
     if not isinstance(model, nn.Sequential): raise TypeError(f"backprop by hand needs an nn.Sequential of Linear and ReLU layers, not a {type(model).__name__}")
@@ -43,7 +43,7 @@ def mlp_grads(model, xb, yb):
             else: g = g * (x > 0)
     return grads[::-1]
 
-# %% ../nbs/05_backprop.ipynb #a268de21
+# %% ../nbs/05_backprop.ipynb #74ae2fbc
 def _manual_step(model, xb, yb, lr):
     "One SGD step by hand; returns the loss before the update and the scores."
     layers = check_mlp(model)
@@ -69,7 +69,7 @@ def manual_step(model, xb, yb, lr):
     "One step of plain SGD on the mean cross-entropy of `model`, an MLP of Linear and ReLU layers, by hand and in place; returns the loss before the step."
     return _manual_step(model, xb, yb, lr)[0]
 
-# %% ../nbs/05_backprop.ipynb #b1ce4024
+# %% ../nbs/05_backprop.ipynb #4b709919
 class ManualStepCB(Callback):
     "The steps of a training batch by `manual_step`, without autograd; validation batches are plain forward passes."
     def before_fit(self, learn):

@@ -5,21 +5,21 @@
 # %% auto #0
 __all__ = ['shard', 'dist_env', 'DistributedCB', 'leave']
 
-# %% ../nbs/04_distributed.ipynb #da646795
+# %% ../nbs/04_distributed.ipynb #ed3ab1ee
 import atexit, datetime, os
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from .learner import Callback, MetricsCB
 
-# %% ../nbs/04_distributed.ipynb #2ebd3050
+# %% ../nbs/04_distributed.ipynb #d9980e76
 def shard(n, rank, world):
     "The slice of a batch of `n` items that process `rank` of `world` takes: nearly equal shares, the first `n % world` one longer."
     per, extra = divmod(n, world)
     start = rank * per + min(rank, extra)
     return slice(start, start + per + (rank < extra))
 
-# %% ../nbs/04_distributed.ipynb #261dbdc3
+# %% ../nbs/04_distributed.ipynb #b482fe7b
 def dist_env():
     "`(rank, world_size, local_rank)` from the environment `torchrun` sets, or None when it is not there."
     if 'RANK' not in os.environ or 'WORLD_SIZE' not in os.environ: return None

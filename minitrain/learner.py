@@ -8,7 +8,7 @@ __all__ = ['EVENTS', 'STEPS', 'DataLoaders', 'CancelFitException', 'CancelEpochE
            'DeviceCB', 'ProgressCB', 'smooth', 'RecorderCB', 'TargetCheckCB', 'NaNStopCB', 'SingleBatchCB',
            'LRFinderCB']
 
-# %% ../nbs/02_learner.ipynb #81dcfcec
+# %% ../nbs/02_learner.ipynb #698c1424
 import copy, functools, math, sys, time
 import torch
 from torch import nn
@@ -18,12 +18,12 @@ from fastcore.basics import patch
 from .training import (Dataset, accuracy, cross_entropy, check_lr, check_epochs, check_targets, check_losses,
                                 _dataset, _gathers)
 
-# %% ../nbs/02_learner.ipynb #eee3a637
+# %% ../nbs/02_learner.ipynb #667a7671
 class DataLoaders:
     "The training and validation loaders, as `.train` and `.valid`."
     def __init__(self, train, valid): self.train, self.valid = train, valid
 
-# %% ../nbs/02_learner.ipynb #cfebaa47
+# %% ../nbs/02_learner.ipynb #cde38b4e
 class CancelFitException(Exception):
     "Raise in a callback to end the fit; `cleanup_fit` still runs."
 class CancelEpochException(Exception):
@@ -52,7 +52,7 @@ def with_cbs(level):
         return _f
     return deco
 
-# %% ../nbs/02_learner.ipynb #040e3121
+# %% ../nbs/02_learner.ipynb #18cbd01d
 _levels = ['fit', 'epoch', 'batch']
 EVENTS = [f'{w}_{l}' for l in _levels for w in ('before', 'after', 'cleanup')] + ['after_predict', 'after_loss', 'after_backward', 'after_step']
 STEPS = ['predict', 'get_loss', 'backward', 'step', 'zero_grad']
@@ -71,7 +71,7 @@ def check_dls(dls):
                              f"for example DataLoaders(*get_dls(train_ds, valid_ds, bs))")
         if hasattr(dl, '__len__') and len(dl) == 0: raise ValueError(f"dls.{name} is an empty loader: it has no batches")
 
-# %% ../nbs/02_learner.ipynb #de598d09
+# %% ../nbs/02_learner.ipynb #82538988
 class Learner:
     "The training loop, written once; callbacks in `cbs` (and those given to `fit`) add everything else."
     default_cbs = ()   # classes of the callbacks every learner starts with: the guard rails, set below
@@ -143,7 +143,7 @@ class Learner:
             step['step'](); self.callback('after_step')
             step['zero_grad']()
 
-# %% ../nbs/02_learner.ipynb #d27dbe94
+# %% ../nbs/02_learner.ipynb #8874345b
 class TrainCB(Callback):
     "The steps of a batch for a model of `batch[:n_inp]` and a loss of `(preds, *batch[n_inp:])`."
     def __init__(self, n_inp=1): self.n_inp = n_inp
@@ -153,7 +153,7 @@ class TrainCB(Callback):
     def step(self, learn): learn.opt.step()
     def zero_grad(self, learn): learn.opt.zero_grad()
 
-# %% ../nbs/02_learner.ipynb #4ed7de69
+# %% ../nbs/02_learner.ipynb #b8ff45d8
 def _metric_name(m):
     "A metric's column name: a function's name, or an object's class name in lower case."
     return getattr(m, '__name__', None) or type(m).__name__.lower()
@@ -162,11 +162,12 @@ class MetricsCB(Callback):
     "The loss and each metric averaged over items, per training and per validation epoch, appended to `learn.history`."
     def __init__(self, *ms, **metrics):
         self.metrics = {_metric_name(m): m for m in ms} | metrics
+        self.objs = {k: m for k, m in self.metrics.items() if hasattr(m, 'update')}   # update/compute/reset objects
+        self.fns = {k: m for k, m in self.metrics.items() if k not in self.objs}      # functions of (preds, targets)
 
     def before_epoch(self, learn):
-        self.n, self.loss, self.sums = 0, 0., dict.fromkeys(self.metrics, 0.)
-        for m in self.metrics.values():
-            if hasattr(m, 'reset'): m.reset()
+        self.n, self.loss, self.sums = 0, 0., dict.fromkeys(self.fns, 0.)
+        for m in self.objs.values(): m.reset()
 
     def after_batch(self, learn):
         preds, y = learn.preds.detach(), learn.batch[-1]
@@ -174,12 +175,11 @@ class MetricsCB(Callback):
         if n == 0: return   # an empty batch (a process's share of a short one, under torch.distributed) adds nothing
         self.n += n
         self.loss = self.loss + learn.loss.detach() * n
-        for k, m in self.metrics.items():
-            if hasattr(m, 'update'): m.update(preds, y)
-            else: self.sums[k] = self.sums[k] + m(preds, y) * n
+        for k, f in self.fns.items(): self.sums[k] = self.sums[k] + f(preds, y) * n
+        for m in self.objs.values(): m.update(preds, y)
 
     def after_epoch(self, learn):
-        fns = [k for k, m in self.metrics.items() if not hasattr(m, 'compute')]
+        fns = list(self.fns)
         sums = torch.stack([torch.as_tensor(v, dtype=torch.float64).cpu() for v in [self.loss, *(self.sums[k] for k in fns), self.n]])
         sum_across = getattr(learn, 'sum_across', None)   # set under torch.distributed: adds up the processes' sums
         if sum_across is not None: sums = sum_across(sums)
@@ -187,10 +187,10 @@ class MetricsCB(Callback):
         if n == 0: return
         means = dict(zip(['loss', *fns], [v / n for v in sums]))
         row = {'epoch': learn.epoch, 'train': learn.training, 'loss': means['loss']}
-        for k, m in self.metrics.items(): row[k] = means[k] if k in means else float(m.compute())
+        for k in self.metrics: row[k] = means[k] if k in means else float(self.objs[k].compute())
         learn.history.append(row)
 
-# %% ../nbs/02_learner.ipynb #fb66e96b
+# %% ../nbs/02_learner.ipynb #1c5c32de
 def default_device():
     "CUDA if a GPU is available, else MPS, else the CPU."
     if torch.cuda.is_available(): return torch.device('cuda')
@@ -231,7 +231,7 @@ class DeviceCB(Callback):
 
     def before_batch(self, learn): learn.batch = to_device(learn.batch, self.device, non_blocking=self.pin)
 
-# %% ../nbs/02_learner.ipynb #31f7551d
+# %% ../nbs/02_learner.ipynb #db52dd72
 def _ipython():
     "The running IPython shell, if any (a Jupyter kernel, a notebook run by nbdev-test, or a terminal IPython)."
     return getattr(sys.modules.get('IPython'), 'get_ipython', lambda: None)()
@@ -320,7 +320,7 @@ class ProgressCB(Callback):
             if b is not None: b.close()
         if self.plot: self._draw()
 
-# %% ../nbs/02_learner.ipynb #20076d90
+# %% ../nbs/02_learner.ipynb #a3d459ef
 def smooth(xs, beta=0.98):
     "Exponential moving average of `xs`, debiased so that its first values are not pulled towards 0."
     out, avg = [], 0.
@@ -376,7 +376,7 @@ class RecorderCB(Callback):
         top.set_xlabel('epoch')
         top.xaxis.set_major_locator(locator(integer=True))
 
-# %% ../nbs/02_learner.ipynb #087c4be7
+# %% ../nbs/02_learner.ipynb #c794f737
 _class_losses = (F.cross_entropy, cross_entropy, F.nll_loss, nn.CrossEntropyLoss, nn.NLLLoss)
 
 def _is_class_loss(f): return f in _class_losses or isinstance(f, _class_losses[3:])
@@ -403,13 +403,13 @@ class NaNStopCB(Callback):
 
 Learner.default_cbs = (TargetCheckCB, NaNStopCB)
 
-# %% ../nbs/02_learner.ipynb #e72dc11f
+# %% ../nbs/02_learner.ipynb #ddd05ef9
 class SingleBatchCB(Callback):
     "End the fit after one batch, for debugging; callbacks of lower order still see its `after_batch`."
     order = 1
     def after_batch(self, learn): raise CancelFitException()
 
-# %% ../nbs/02_learner.ipynb #1183ce11
+# %% ../nbs/02_learner.ipynb #af405a63
 def _get_lr(opt): return opt.param_groups[0]['lr'] if hasattr(opt, 'param_groups') else opt.lr
 
 def _set_lr(opt, lr):

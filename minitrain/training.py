@@ -6,7 +6,7 @@
 __all__ = ['Model', 'logsumexp', 'log_softmax', 'nll', 'cross_entropy', 'accuracy', 'report', 'MLP', 'Optimizer', 'Dataset',
            'set_seed', 'fit', 'get_dls']
 
-# %% ../nbs/01_training.ipynb #76713146
+# %% ../nbs/01_training.ipynb #36d570c0
 import math, random
 import numpy as np, torch
 from torch import nn
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 from fastcore.basics import chunked
 
-# %% ../nbs/01_training.ipynb #99ed305b
+# %% ../nbs/01_training.ipynb #5174d0fa
 # Argument, target and loss checks used by `Optimizer`, `BatchSampler` and `fit` below; the section "Guard rails" at the end shows them at work.
 def check_lr(lr):
     "Raise `ValueError` unless `lr` is a finite number greater than 0."
@@ -65,7 +65,7 @@ def check_targets(model, dl):
         raise ValueError(f"targets must be class indices in [0, {out.shape[1]}) to match the model's {out.shape[1]} outputs, "
                          f"but the dataset has a target {lo if lo < 0 else hi}")
 
-# %% ../nbs/01_training.ipynb #6fb74f74
+# %% ../nbs/01_training.ipynb #d99d87b1
 class Model(nn.Module):
     "An MLP: `n_in` inputs, one hidden layer of `nh` ReLU units, `n_out` outputs, kept in `layers`."
     def __init__(self, n_in, nh, n_out):
@@ -76,39 +76,39 @@ class Model(nn.Module):
         for l in self.layers: x = l(x)
         return x
 
-# %% ../nbs/01_training.ipynb #e7df77e3
+# %% ../nbs/01_training.ipynb #f956da7f
 def logsumexp(x):
     "log(sum(exp(x))) over the last axis, computed without overflow."
     m = x.max(-1)[0]
     m = torch.where(m.isinf(), 0., m)
     return m + (x - m[..., None]).exp().sum(-1).log()
 
-# %% ../nbs/01_training.ipynb #7af7e1de
+# %% ../nbs/01_training.ipynb #08c2ec1a
 def log_softmax(x):
     "Log of softmax over the last axis: `x - logsumexp(x)`, stable for large scores."
     return x - x.logsumexp(-1, keepdim=True)
 
-# %% ../nbs/01_training.ipynb #3377316a
+# %% ../nbs/01_training.ipynb #942cff85
 def nll(input, target):
     "Negative log likelihood: minus the mean of `input[i, target[i]]`."
     return -input[torch.arange(target.shape[0]), target].mean()
 
-# %% ../nbs/01_training.ipynb #5eb2ccc9
+# %% ../nbs/01_training.ipynb #5feceb14
 def cross_entropy(input, target):
     "Cross-entropy loss of scores `input` against class indices `target`: `nll(log_softmax(input), target)`."
     return nll(log_softmax(input), target)
 
-# %% ../nbs/01_training.ipynb #17717729
+# %% ../nbs/01_training.ipynb #81c59713
 def accuracy(out, yb):
     "Fraction of rows of `out` whose highest score is at the index in `yb`."
     return (out.argmax(dim=1) == yb).float().mean()
 
-# %% ../nbs/01_training.ipynb #e488b9c5
+# %% ../nbs/01_training.ipynb #d16131f3
 def report(loss, preds, yb):
     "Print the loss and the accuracy of `preds` on `yb`, to two decimals."
     print(f'{loss:.2f}, {accuracy(preds, yb):.2f}')
 
-# %% ../nbs/01_training.ipynb #44437170
+# %% ../nbs/01_training.ipynb #ecd9b57d
 class MLP(nn.Sequential):
     "The lesson's MLP as an `nn.Sequential`: Linear(`n_in`, `nh`), ReLU, Linear(`nh`, `n_out`)."
     def __init__(self, n_in=784, nh=50, n_out=10):
@@ -120,7 +120,7 @@ class MLP(nn.Sequential):
             raise ValueError(f"MLP expects a batch of shape (N, {self.n_in}), got {tuple(x.shape)}")
         return super().forward(x)
 
-# %% ../nbs/01_training.ipynb #9d27225c
+# %% ../nbs/01_training.ipynb #14a9ee18
 class Optimizer:
     "Plain SGD from scratch: `step` subtracts `lr` times each gradient, `zero_grad` clears them."
     def __init__(self, params, lr=0.5):
@@ -137,7 +137,7 @@ class Optimizer:
         "Forget the gradients, so that the next `backward` starts afresh."
         for p in self.params: p.grad = None
 
-# %% ../nbs/01_training.ipynb #6f616df9
+# %% ../nbs/01_training.ipynb #c6933c77
 class Dataset:
     "Inputs `x` and targets `y` of equal length; `ds[i]` is `(x[i], y[i])` for an int, a slice or a tensor of indices."
     def __init__(self, x, y):
@@ -146,19 +146,19 @@ class Dataset:
     def __len__(self): return len(self.x)
     def __getitem__(self, i): return self.x[i], self.y[i]
 
-# %% ../nbs/01_training.ipynb #e9cf809e
+# %% ../nbs/01_training.ipynb #42f94faf
 def collate(b):
     "Stack a list of `(x, y)` items into one `(xs, ys)` batch: tensors are stacked, numbers become a tensor."
     return tuple(torch.stack(v) if torch.is_tensor(v[0]) else torch.tensor(v) for v in zip(*b))
 
-# %% ../nbs/01_training.ipynb #0337b399
+# %% ../nbs/01_training.ipynb #214823d2
 def set_seed(seed):
     "Seed Python's `random`, numpy and torch, so shuffles and initial weights repeat."
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
-# %% ../nbs/01_training.ipynb #129b3c42
+# %% ../nbs/01_training.ipynb #50b4b7bf
 class Sampler:
     "The order to visit the `len(ds)` items in: 0, 1, 2, … or, with `shuffle`, a random permutation."
     def __init__(self, ds, shuffle=False, generator=None):
@@ -182,7 +182,7 @@ class BatchSampler:
             if len(b) < self.bs and self.drop_last: return
             yield b
 
-# %% ../nbs/01_training.ipynb #c4b3803e
+# %% ../nbs/01_training.ipynb #f96a9267
 def _gathers(ds):
     "Is indexing `ds` with a tensor of indices one gather? True for `Dataset` and `TensorDataset` whose `__getitem__` is their own."
     return any(isinstance(ds, c) and type(ds).__getitem__ is c.__getitem__ for c in (Dataset, TensorDataset))
@@ -194,7 +194,7 @@ def fetch(ds, idxs, collate_fn=None):
     items = ds.__getitems__(idxs) if getattr(ds, '__getitems__', None) else [ds[i] for i in idxs]
     return (collate_fn or collate)(items)
 
-# %% ../nbs/01_training.ipynb #00a4b7b4
+# %% ../nbs/01_training.ipynb #f4fc65e1
 class DataLoader:
     "Iterate over `ds` in batches of `(xb, yb)`, fetching each batch with one index operation when `ds` holds tensors."
     def __init__(self, ds, batch_size=1, shuffle=False, drop_last=False, collate_fn=None, num_workers=0,
@@ -216,7 +216,7 @@ class DataLoader:
         else:
             for b in batches: yield tuple(t.pin_memory() if torch.is_tensor(t) else t for t in b)
 
-# %% ../nbs/01_training.ipynb #ef2df517
+# %% ../nbs/01_training.ipynb #1680b907
 def evaluate(model, dl, loss_func=F.cross_entropy):
     "Mean loss and accuracy of `model` over the batches of `dl`, weighting each batch by its size, without gradients."
     tot_loss, tot_acc, count = 0., 0., 0
@@ -229,7 +229,7 @@ def evaluate(model, dl, loss_func=F.cross_entropy):
             count += n
     return tot_loss / count, tot_acc / count
 
-# %% ../nbs/01_training.ipynb #5530d140
+# %% ../nbs/01_training.ipynb #cb3bab48
 def train_one_epoch(model, loss_func, opt, dl):
     "One epoch of training on `dl`; returns each batch's loss as a tensor."
     model.train()
@@ -242,7 +242,7 @@ def train_one_epoch(model, loss_func, opt, dl):
         losses.append(loss.detach())
     return losses
 
-# %% ../nbs/01_training.ipynb #f75ff1ae
+# %% ../nbs/01_training.ipynb #34d4d67c
 def fit(epochs, model, loss_func, opt, train_dl, valid_dl):
     "Train for `epochs`, printing `epoch valid_loss valid_acc` after each; returns the last `(valid_loss, valid_acc)`."
     check_epochs(epochs)

@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['worker_batches']
 
-# %% ../nbs/01a_workers.ipynb #74ec3ffc
+# %% ../nbs/01a_workers.ipynb #a6a834c9
 import multiprocessing
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 import torch
 from .training import fetch
 
-# %% ../nbs/01a_workers.ipynb #25c27e56
+# %% ../nbs/01a_workers.ipynb #36720b7f
 _worker_state = {}
 
 def _init_worker(ds, collate_fn):
