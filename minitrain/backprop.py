@@ -10,7 +10,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from .training import cross_entropy
-from .learner import Callback, _get_lr
+from .learner import Callback, get_lr
 
 # %% ../nbs/05_backprop.ipynb #9b7d898e
 def check_mlp(model):
@@ -84,7 +84,7 @@ class ManualStepCB(Callback):
             raise ValueError("ManualStepCB does not average gradients across processes: under torch.distributed, train with autograd")
 
     def predict(self, learn):
-        if learn.training: learn.loss, learn.preds = _manual_step(learn.model, *learn.batch[:2], _get_lr(learn.opt))
+        if learn.training: learn.loss, learn.preds = _manual_step(learn.model, *learn.batch[:2], get_lr(learn.opt))
         else: learn.preds = learn.model(learn.batch[0])
     def get_loss(self, learn):
         if not learn.training: learn.loss = learn.loss_func(learn.preds, learn.batch[1])

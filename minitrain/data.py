@@ -93,6 +93,7 @@ class ArrayUnpickler(pickle.Unpickler):
     allowed = {('numpy.core.multiarray', '_reconstruct'): _reconstruct, ('numpy._core.multiarray', '_reconstruct'): _reconstruct,
                ('numpy', 'ndarray'): np.ndarray, ('numpy', 'dtype'): np.dtype, ('_codecs', 'encode'): _latin1}
     def find_class(self, module, name):
+        "The callable a pickle names as `module.name`, if `allowed` has it; anything else is refused before it can run."
         try: return self.allowed[module, name]
         except KeyError: raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only numpy arrays are allowed") from None
 

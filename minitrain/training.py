@@ -46,11 +46,16 @@ def _dataset(dl):
     ds = getattr(dl, 'ds', None)
     return ds if ds is not None else getattr(dl, 'dataset', None)
 
+def labels_of(dl):
+    "The labels of the dataset behind loader `dl`, where it holds them as one tensor (`Dataset`, `TensorDataset`); else None."
+    ds = _dataset(dl)
+    if not _gathers(ds): return None
+    return ds.y if isinstance(ds, Dataset) else ds.tensors[-1]
+
 def check_targets(model, dl):
     "Raise `ValueError` if `dl` holds integer class targets outside `[0, n)`, `n` being the width of `model`'s output."
-    ds = _dataset(dl)
-    if not _gathers(ds) or len(ds) == 0: return
-    y = ds.y if isinstance(ds, Dataset) else ds.tensors[-1]
+    ds, y = _dataset(dl), labels_of(dl)
+    if y is None or len(ds) == 0: return
     if not torch.is_tensor(y) or y.is_floating_point() or y.is_complex(): return
     was_training = model.training
     model.eval()  # so that this probe changes nothing, not even batch-norm statistics

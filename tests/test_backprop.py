@@ -32,9 +32,9 @@ def autograd_grads(model, x, y):
     return [p.grad.clone() for p in model.parameters()]
 
 def close(ours, theirs):
-    "Equal to float32 rounding at the gradients' own magnitude."
+    "Equal to float32 rounding at the gradients' own magnitude: an element that is a sum of terms of that size, which cancel, keeps their rounding."
     scale = max(float(t.abs().max()) for t in theirs) if theirs else 0.
-    for a, b in zip(ours, theirs): torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 + 1e-5 * scale)
+    for a, b in zip(ours, theirs): torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 + 1e-4 * scale)
 
 @settings(deadline=None, max_examples=150)
 @given(mlps())

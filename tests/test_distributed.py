@@ -33,7 +33,7 @@ def test_cli_two_processes_match_one(mnist, tmp_path):
     assert two.returncode == 0, '\n'.join(open(p).read()[-2000:] for p in glob.glob(str(logs/'**'/'stderr.log'), recursive=True)) + two.stderr[-2000:]
     out = {int(p.split(os.sep)[-2]): open(p).read() for p in glob.glob(str(logs/'**'/'stdout.log'), recursive=True)}
     assert sorted(out) == [0, 1] and out[1] == ''                        # only rank 0 prints
-    assert out[0].count('epoch   phase') == 1 and len(accuracy_line(out[0])) == 1
+    assert out[0].count('epoch   train') == 1 and len(accuracy_line(out[0])) == 1
     a1, a2 = float(accuracy_line(one.stdout)[0].split()[1]), float(accuracy_line(out[0])[0].split()[1])
     assert abs(a1 - a2) <= 0.003, (a1, a2)
     assert out[0].splitlines()[-2] == f"saved the figure to {tmp_path/'run.png'}" and (tmp_path/'run.png').exists()

@@ -6,7 +6,8 @@ from torch import nn
 from torch.utils.data import TensorDataset, DataLoader as TorchDL
 from minitrain.training import Dataset, DataLoader, MLP, Optimizer, accuracy, fit, get_dls, set_seed
 from minitrain.learner import *
-from minitrain.learner import _bar_kind, _get_lr
+from minitrain.learner import EVENTS, default_device, get_lr as _get_lr
+from minitrain.progress import bar_kind as _bar_kind, ProgressCB, RecorderCB
 from conftest import quiet
 
 def toy(n=120, seed=0, n_in=5, classes=3):
@@ -242,15 +243,17 @@ def test_float_labels_for_cross_entropy_before_training():
     x, y = toy()
     model = Counting()
     dls = DataLoaders(DataLoader(Dataset(x, y.float()), 16), DataLoader(Dataset(x, y), 16))
+    before = [p.detach().clone() for p in model.parameters()]
     with pytest.raises(ValueError, match=r'dls.train has float labels \(torch.float32\)'): Learner(model, dls, cbs=[TrainCB()]).fit(1)
-    assert model.calls == 0
+    assert model.calls == 1 and all(torch.equal(a, b) for a, b in zip(before, model.parameters()))   # one real batch, no step
 
 def test_labels_outside_outputs_before_training():
-    x, y = toy(); y[3] = 7
+    x, y = toy(); y[40] = 7
     model = Counting()
     dls = DataLoaders(DataLoader(Dataset(x, y), 16), DataLoader(Dataset(x, y), 16))
-    with pytest.raises(ValueError, match='dls.train: targets must be class indices in \\[0, 3\\).*has a target 7'): Learner(model, dls, cbs=[TrainCB()]).fit(1)
-    assert model.calls == 0
+    with pytest.raises(ValueError, match='dls.train: labels must be class indices in \\[0, 3\\).*there is a label 7'):
+        Learner(model, dls, cbs=[TrainCB()]).fit(1)   # label 7 is in the third batch: the whole dataset's labels are checked
+    assert model.calls == 1
 
 def test_float_targets_fine_for_regression():
     x = torch.randn(64, 5); y = x.sum(1, keepdim=True)
@@ -276,7 +279,7 @@ def test_nan_stop_names_epoch_and_batch():
 
 def test_guards_are_the_learners_own():
     learn = learner()
-    assert [type(cb) for cb in learn.cbs[:2]] == [TargetCheckCB, NaNStopCB]
+    assert [type(cb) for cb in learn.cbs[:2]] == [BatchCheckCB, NaNStopCB]
 
 # --- the LR finder ---
 
@@ -306,9 +309,9 @@ def test_progress_table_and_no_bars_off_a_terminal(capsys):
     learn.fit(2)
     out, err = capsys.readouterr()
     lines = out.splitlines()
-    assert lines[0].split() == ['epoch', 'phase', 'loss', 'accuracy', 'time'] and len(lines) == 5
-    assert [l.split()[:2] for l in lines[1:]] == [['0', 'train'], ['0', 'valid'], ['1', 'train'], ['1', 'valid']]
-    assert lines[-1].split()[2] == f"{learn.history[-1]['loss']:.4f}"
+    assert lines[0].split() == ['epoch', 'train', 'accuracy', 'loss', 'time'] and len(lines) == 5
+    assert [l.split()[:2] for l in lines[1:]] == [['0', 'train'], ['0', 'eval'], ['1', 'train'], ['1', 'eval']]
+    assert lines[-1].split()[3] == f"{learn.history[-1]['loss']:.3f}"
     assert err == ''
 
 def test_recorder_plot_one_epoch(tmp_path):
@@ -319,3 +322,176 @@ def test_recorder_plot_one_epoch(tmp_path):
     assert (tmp_path/'run.png').read_bytes()[:4] == b'\x89PNG'
     assert len(rec.losses) == len(learn.dls.train) and rec.valid[0][0] == len(learn.dls.train)
     import matplotlib.pyplot as plt; plt.close(fig)
+
+# --- the course's names and semantics ---
+
+MINIAI_LEARNER = ['CancelFitException', 'CancelBatchException', 'CancelEpochException', 'Callback', 'run_cbs', 'SingleBatchCB',
+                  'to_cpu', 'MetricsCB', 'DeviceCB', 'TrainCB', 'ProgressCB', 'with_cbs', 'Learner', 'TrainLearner',
+                  'MomentumLearner', 'LRFinderCB', 'lr_find']
+
+def test_star_import_has_every_miniai_learner_name_and_no_torch_name():
+    import torch.utils.data as tud, torch.optim as optim
+    ns = {}
+    exec('from minitrain.learner import *', ns)
+    assert set(MINIAI_LEARNER) <= set(ns)
+    for n in ['DataLoaders', 'def_device', 'to_device', 'collate_device', 'capture_preds']: assert n in ns, n
+    assert ns['ProgressCB'].__module__ == 'minitrain.progress'
+    torch_names = set(dir(torch)) | set(dir(nn)) | set(dir(F)) | set(dir(tud)) | set(dir(optim))
+    assert not (set(ns) - {'__builtins__'}) & torch_names
+
+def test_run_cbs_in_order_and_skips_missing_methods():
+    seen = []
+    class A(Callback):
+        order = 2
+        def before_fit(self, learn): seen.append(('A', learn))
+    class B(Callback):
+        order = -1
+        def before_fit(self, learn): seen.append(('B', learn))
+    run_cbs([A(), B(), Callback()], 'before_fit')
+    run_cbs([A()], 'after_fit', 'learner')
+    assert seen == [('B', None), ('A', None)]
+
+def test_to_cpu_and_to_device_structures():
+    x = torch.ones(2, dtype=torch.float16, requires_grad=True) * 2
+    out = to_cpu({'a': x, 'b': [x, (x, torch.arange(3))]})
+    assert out['a'].dtype == torch.float32 and not out['a'].requires_grad and isinstance(out['b'][1], tuple)
+    assert out['b'][1][1].dtype == torch.int64
+    assert to_device(torch.zeros(1)).device.type == def_device
+    b = collate_device([(torch.zeros(3), 1), (torch.ones(3), 2)])
+    assert b[0].shape == (2, 3) and b[1].tolist() == [1, 2] and b[0].device.type == def_device
+
+@pytest.mark.parametrize('wrap', [lambda cbs: cbs[0], tuple, list, lambda cbs: __import__('fastcore.foundation').foundation.L(cbs)])
+def test_one_callback_or_any_iterable(wrap):
+    log = Log()
+    learn = Learner(net(), small_dls(), cbs=wrap([TrainCB()]))
+    learn.fit(1, cbs=wrap([log]))
+    assert 'after_fit' in log.events() and log not in learn.cbs
+
+def test_lr_none_until_fit_or_lr_find():
+    learn = Learner(net(), small_dls(), lr=None, cbs=TrainCB())
+    with pytest.raises(ValueError, match='no learning rate'): learn.fit(1)
+    learn.fit(1, lr=0.1)
+    assert learn.fit(1, train=False) is None   # validation alone needs no rate
+    assert MomentumLearner(net(), small_dls(), F.cross_entropy).lr is None
+
+def test_loss_func_must_be_callable():
+    with pytest.raises(ValueError, match=r'loss_func must be a function.*did you mean lr=0.5'): Learner(net(), small_dls(), 0.5)
+    with pytest.raises(ValueError, match='loss_func'): Learner(net(), small_dls(), 'cross_entropy')
+
+def test_momentum_learner_keeps_a_fraction_of_the_gradients():
+    set_seed(0)
+    learn = MomentumLearner(net(), small_dls(), F.cross_entropy, lr=0.1, mom=0.5, cbs=SingleBatchCB())
+    learn.fit(1)
+    set_seed(0); m = net()
+    F.cross_entropy(m(learn.batch[0]), learn.batch[1]).backward()
+    grads = [p.grad.clone() for p in m.parameters()]
+    # SingleBatchCB cancels in after_batch: zero_grad ran before it, leaving half of each gradient
+    for p, g in zip(learn.model.parameters(), grads): torch.testing.assert_close(p.grad, g * 0.5)
+
+def test_predict_with_an_argument_points_to_capture_preds():
+    learn = learner()
+    with pytest.raises(TypeError, match='capture_preds'): learn.predict(torch.zeros(2, 5))
+
+# --- callbacks on a learner written by hand, as the course writes them ---
+
+class HandLearner:
+    "A course-style learner with only model, opt, batch, preds, loss, dls, dl and epoch (and loss_func, lr, cbs)."
+    def __init__(self, model, dls, loss_func, lr, cbs): self.model, self.dls, self.loss_func, self.lr, self.cbs = model, dls, loss_func, lr, cbs
+    def callback(self, nm): run_cbs(self.cbs, nm, self)
+    def one_epoch(self, train):
+        self.model.train(train)
+        self.dl = self.dls.train if train else self.dls.valid
+        try:
+            self.callback('before_epoch')
+            for self.batch in self.dl:
+                try:
+                    self.callback('before_batch')
+                    self.preds = self.model(self.batch[0])
+                    self.loss = self.loss_func(self.preds, self.batch[1])
+                    if self.model.training:
+                        self.loss.backward(); self.opt.step(); self.opt.zero_grad()
+                    self.callback('after_batch')
+                except CancelBatchException: pass
+            self.callback('after_epoch')
+        except CancelEpochException: pass
+    def fit(self, n):
+        self.opt = torch.optim.SGD(self.model.parameters(), self.lr)
+        try:
+            self.callback('before_fit')
+            for self.epoch in range(n):
+                self.one_epoch(True)
+                with torch.no_grad(): self.one_epoch(False)
+            self.callback('after_fit')
+        except CancelFitException: pass
+        finally: self.callback('cleanup_fit')
+
+def test_metrics_progress_and_finder_on_a_hand_written_learner(capsys):
+    set_seed(0)
+    metrics = MetricsCB(accuracy=accuracy)
+    learn = HandLearner(net(), small_dls(shuffle=True), F.cross_entropy, 0.3, [DeviceCB('cpu'), metrics, ProgressCB(plot=True)])
+    learn.fit(2)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ['epoch', 'train', 'accuracy', 'loss', 'time'] and len(lines) == 5
+    assert [l.split()[:2] for l in lines[1:]] == [['0', 'train'], ['0', 'eval'], ['1', 'train'], ['1', 'eval']]
+    with torch.no_grad(): acc = accuracy(learn.model(learn.dls.valid.ds.x), learn.dls.valid.ds.y).item()
+    assert lines[-1].split()[2] == f'{acc:.3f}' and learn.metrics is metrics
+    assert float(metrics.all_metrics['loss'].compute()) == pytest.approx(float(lines[-1].split()[3]), abs=5e-4)
+    # without ProgressCB, MetricsCB prints the course's dictionaries
+    HandLearner(net(), small_dls(), F.cross_entropy, 0.3, [MetricsCB(accuracy=accuracy)]).fit(1)
+    rows = [eval(l) for l in capsys.readouterr().out.splitlines()]
+    assert [list(r) for r in rows] == [['accuracy', 'loss', 'epoch', 'train']] * 2 and rows[1]['train'] == 'eval'
+    finder = LRFinderCB(gamma=1.5)
+    learn = HandLearner(net(), small_dls(n=2000, bs=10, shuffle=True), F.cross_entropy, 1e-4, [finder])
+    before = [p.detach().clone() for p in learn.model.parameters()]
+    learn.fit(5)
+    assert finder.diverged and finder.lrs[0] == pytest.approx(1e-4) and finder.suggestion() > 1e-4
+    assert all(torch.equal(a, b) for a, b in zip(before, learn.model.parameters()))
+
+# --- errors before a callback's before_fit ---
+
+class Early(Exception): pass
+
+@pytest.mark.parametrize('where', ['callback', 'check'])
+def test_error_before_before_fit_surfaces_as_itself(where):
+    class Fails(Callback):
+        order = -5   # before ProgressCB and LRFinderCB have run their before_fit
+        def before_fit(self, learn): raise Early('the real error')
+    x, y = toy()
+    if where == 'callback': learn, cbs = learner([Fails()]), []
+    else:   # a guard rail's check on the first batch: float labels
+        learn = Learner(net(), DataLoaders(DataLoader(Dataset(x, y.float()), 16), DataLoader(Dataset(x, y), 16)), cbs=TrainCB())
+    with pytest.raises(Early if where == 'callback' else ValueError, match='the real error' if where == 'callback' else 'float labels'):
+        learn.fit(1, cbs=[ProgressCB(plot=True), LRFinderCB(), RecorderCB()])
+    with pytest.raises(Early if where == 'callback' else ValueError):
+        learn.lr_find()
+
+# --- capture_preds and lr_find leave the learner as it was ---
+
+def test_capture_preds_over_the_validation_set():
+    learn = learner([MetricsCB(accuracy)])
+    row = learn.fit(2)
+    history, opt = list(learn.history), learn.opt
+    learn.model.train()
+    preds, targs, inps = learn.capture_preds(inps=True)
+    x, y = toy()
+    assert preds.shape == (len(x), 3) and torch.equal(targs, y) and torch.equal(inps, x) and preds.device.type == 'cpu'
+    assert accuracy(preds, targs).item() == pytest.approx(row['accuracy'], abs=1e-6)
+    assert learn.history == history and learn.opt is opt and learn.model.training
+    with torch.no_grad(): learn.model.eval(); torch.testing.assert_close(preds, learn.model(x))
+
+def test_lr_find_keeps_history_and_mode_and_says_when_the_loss_never_rose(capsys):
+    learn = learner([MetricsCB(accuracy)])
+    learn.fit(1)
+    history = list(learn.history)
+    learn.model.eval()
+    learn.lr_find(max_epochs=1)   # 8 batches from 1e-5: the loss cannot rise
+    err = capsys.readouterr().err
+    assert learn.history == history and not learn.model.training
+    assert len(err.splitlines()) == 1 and 'never rose' in err and 'only the end of the range' in err
+
+def test_lr_finder_plot_stops_at_the_divergence():
+    f = LRFinderCB()
+    f.losses = [2.3, 2.2, 1.8, 1.0, 0.8, 1.5, 5.0, 17.7]
+    f.lrs = [1e-3 * 1.3 ** i for i in range(len(f.losses))]
+    ys = list(f.plot().axes[0].lines[0].get_ydata())
+    assert ys == [2.3, 2.2, 1.8, 1.0, 0.8, 1.5]   # past the starting loss the run diverged: the plot stops there

@@ -4,7 +4,9 @@
 
 For each page: no console error or uncaught exception; math rendered by MathJax (mjx-container elements, and no
 `$...$` source left in the text); every image loaded (naturalWidth > 0); every link inside the site points to a file
-that exists (and to an anchor there, if it names one); no nbdev directive (`#|`) in any code block, and no hidden set-up cell's code.
+that exists (and to an anchor there, if it names one); no nbdev directive (`#|`) in any code block, and no hidden set-up cell's code;
+no output wider than its box (a reader would scroll sideways to read a message); no class shown as `def`. It also reports
+how many code boxes still scroll sideways.
 It drives Chromium through the DevTools protocol (websocket-client). Exit status 1, with one line per problem.
 """
 import json, os, re, shutil, socket, subprocess, sys, tempfile, time, urllib.request
@@ -85,6 +87,12 @@ INSPECT = '''(() => {
     images: [...document.images].map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0]),
     links: [...document.querySelectorAll('a[href]')].map(a => a.getAttribute('href')),
     directives: ([...document.querySelectorAll('pre')].map(p => p.innerText).join('\\n').match(/#\\|[^\\n]{0,40}/g) || []).slice(0, 3),
+    wideOutputs: [...document.querySelectorAll('div.cell_output pre')].filter(p => p.scrollWidth > p.clientWidth + 1)
+                 .map(p => p.innerText.split('\\n')[0].slice(0, 60)),
+    classesAsDef: [...document.querySelectorAll('div.cell_output pre')].map(p => p.innerText.trim())
+                  .filter(t => /^def [A-Z]/.test(t)).map(t => t.split('(')[0]),
+    wideCode: [...document.querySelectorAll('div.cell_input pre')].filter(p => p.scrollWidth > p.clientWidth + 1).length,
+    codeBoxes: document.querySelectorAll('div.cell_input pre').length,
     text: text,
   };
 })()'''
@@ -106,24 +114,29 @@ def check_page(b, page):
         if not f.exists(): problems.append(f"link to a missing file: {href}")
         elif anchor and f.suffix == '.html' and f'id="{anchor}"' not in f.read_text(errors='replace'): problems.append(f"link to a missing anchor: {href}")
     problems += [f"directive text shown: {d!r}" for d in info['directives']]
+    problems += [f"an output wider than its box (a reader must scroll sideways): {t!r}" for t in info['wideOutputs']]
+    problems += [f"a class shown as a function: {t!r}" for t in info['classesAsDef']]
     problems += [f"hidden cell's code shown: {m!r}" for m in HIDDEN_MARKERS if m in info['text']]
-    return problems, info['math']
+    return problems, info['math'], (info['wideCode'], info['codeBoxes'])
 
 def main(argv):
     pages = sorted(SITE.glob('*.html'))
     if not pages: sys.exit(f"no site in {SITE}: run python tools/docs.py first")
     b = Browser()
     try:
-        report, total_math = [], 0
+        report, total_math, wide = [], 0, {}
         for page in pages:
-            problems, math = check_page(b, page)
+            problems, math, wide[page.name] = check_page(b, page)
             total_math += math
             report += [f"{page.name}: {p}" for p in problems]
         if '--screenshot' in argv:
             fn = argv[argv.index('--screenshot') + 1]
-            b.open((SITE/'02_learner.html').as_uri()); b.screenshot(fn)
-            print(f"screenshot of 02_learner.html in {fn}")
+            b.open((SITE/'03_learner.html').as_uri()); b.screenshot(fn)
+            print(f"screenshot of 03_learner.html in {fn}")
     finally: b.close()
+    scrolling = {p: w for p, w in wide.items() if w[0]}
+    print(f"code boxes that still scroll sideways: {sum(w for w, _ in scrolling.values())} of {sum(n for _, n in wide.values())}"
+          + (' (' + ', '.join(f'{p} {w}/{n}' for p, (w, n) in scrolling.items()) + ')' if scrolling else ''))
     for r in report: print(r, file=sys.stderr)
     if report: sys.exit(f"{len(report)} problem(s) in the site")
     print(f"{len(pages)} pages checked in a headless browser with the network off: no console error, {total_math} formulas rendered, "

@@ -8,13 +8,22 @@ Each notebook goes through nbdev's processing first, the same as README.md (`too
 content (CI checks that they are not stale). The site needs no network to be read: MathJax 3 is taken from the npm
 registry when the site is built (`npm pack mathjax@3`) and served from the site itself.
 """
-import re, shutil, subprocess, sys, tarfile, tempfile, textwrap, warnings
+import datetime, re, shutil, subprocess, sys, tarfile, tempfile, textwrap, warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT/'tools'))
-MODULES = ['data', 'training', 'workers', 'learner', 'distributed', 'backprop', 'cli']
+MODULES = ['data', 'training', 'workers', 'learner', 'progress', 'backprop', 'distributed', 'cli']
 MATHJAX = 'mathjax@3.2.2'
+# Outputs wrap, so that a reader sees a whole message, row or tensor without scrolling sideways; code keeps its lines.
+# The article takes the width the sidebars leave, and code a slightly smaller font, so that a line of about 100
+# characters fits beside them in a window 1280 pixels wide.
+CSS = '''div.cell_output pre, div.cell_output .output pre { white-space: pre-wrap; overflow-wrap: anywhere; }
+.bd-main .bd-content .bd-article-container { max-width: 100%; }
+.bd-sidebar-primary { width: 15rem; flex-basis: 15rem; }
+.bd-sidebar-secondary { width: 13rem; flex-basis: 13rem; }
+div.cell pre, div.highlight pre { font-size: 0.77rem; }
+'''
 
 def check_tools():
     "Stop with the install command if Jupyter Book is missing."
@@ -34,6 +43,47 @@ def tidy_show_doc(cell):
         lines = (''.join(md) if isinstance(md, list) else md).splitlines()
         o['data']['text/markdown'] = '\n'.join(l for l in lines if l.strip() != '---' and not l.startswith('[source]('))
 
+def resolve(name):
+    "The package's object called `name` ('Learner', 'Learner.fit'), or None."
+    import importlib
+    head, *rest = name.split('.')
+    for m in MODULES:
+        obj = getattr(importlib.import_module(f'minitrain.{m}'), head, None)
+        if obj is None: continue
+        for r in rest: obj = getattr(obj, r, None)
+        return obj
+    return None
+
+def default_text(v):
+    "A default value as a reader would write it: a function or class by its name, anything else by its repr."
+    return getattr(v, '__name__', None) if callable(v) and hasattr(v, '__name__') else repr(v)
+
+def signature_text(obj, name):
+    "`class Name(params)` for a class, `def name(params)` for a function: Python's own parameters, without guessed types."
+    import inspect
+    try: params = list(inspect.signature(obj).parameters.values())
+    except (TypeError, ValueError): params = []
+    if params and params[0].name == 'self': params = params[1:]
+    parts = []
+    for p in params:
+        star = '*' if p.kind == p.VAR_POSITIONAL else '**' if p.kind == p.VAR_KEYWORD else ''
+        parts.append(star + p.name + ('' if p.default is p.empty else '=' + default_text(p.default)))
+    head = f"{'class' if inspect.isclass(obj) else 'def'} {name.split('.')[-1]}"
+    one = f"{head}({', '.join(parts)})"
+    return one if len(one) <= 90 else head + '(\n    ' + ',\n    '.join(parts) + '\n)'
+
+def real_signature(cell):
+    "Put Python's own signature in place of the one nbdev's `show_doc` writes, which shows a class as `def` and guesses types."
+    m = re.search(r'show_doc\(([\w.]+)', cell.source) if cell.cell_type == 'code' else None
+    obj = resolve(m[1]) if m else None
+    if obj is None: return
+    for o in cell.get('outputs', []):
+        md = o.get('data', {}).get('text/markdown')
+        if md is None: continue
+        md = ''.join(md) if isinstance(md, list) else md
+        block = f"```python\n{signature_text(obj, m[1])}\n```"
+        o['data']['text/markdown'] = re.sub(r'```python\n.*?```', lambda _: block, md, count=1, flags=re.S)
+
 def quarto_directives(cell):
     "Turn the Quarto directives nbdev leaves on the `show_doc` cells it adds (`#| echo: false`) into MyST-NB's tag."
     if cell.cell_type != 'code' or not cell.source.startswith('#|'): return
@@ -42,12 +92,19 @@ def quarto_directives(cell):
         cell.metadata.setdefault('tags', []).append('remove-input')
     cell.source = '\n'.join(l for l in lines if not l.startswith('#|'))
 
+def documented(m):
+    """The names module `minitrain.m` documents: the functions and classes it defines whose names do not start with `_`,
+    whether a star import gives them (`__all__`) or not (`DataLoader`, say, which must not replace PyTorch's)."""
+    import importlib, inspect
+    mod = importlib.import_module(f'minitrain.{m}')
+    return [n for n, o in vars(mod).items() if not n.startswith('_') and (inspect.isclass(o) or inspect.isfunction(o))
+            and getattr(o, '__module__', None) == mod.__name__]
+
 def public_names():
-    "Each public name of the package (its modules' `__all__`), to its full name; names in two modules are left out."
-    import importlib
+    "Each documented name of the package, to its full name; names defined in two modules are left out."
     seen = {}
     for m in MODULES:
-        for n in importlib.import_module(f'minitrain.{m}').__all__: seen.setdefault(n, []).append(f'minitrain.{m}.{n}')
+        for n in documented(m): seen.setdefault(n, []).append(f'minitrain.{m}.{n}')
     return {n: fs[0] for n, fs in seen.items() if len(fs) == 1 and len(n) > 2}
 
 def link_names(md, names):
@@ -67,6 +124,7 @@ def write_pages(src):
         nb, fm = processed(fn)
         for c in nb.cells:
             tidy_show_doc(c)
+            real_signature(c)
             quarto_directives(c)
             if c.cell_type == 'markdown':
                 c.source = link_names(c.source.replace('](nbs/', ']('), names)   # the README's links, from the site's root
@@ -77,7 +135,8 @@ def write_pages(src):
         nbformat.write(nb, src/fn.name)
         shutil.copy(fn, src/'notebooks'/fn.name)
     api = ['# API reference', '', 'Every public name of the package, with its signature and docstring, module by module.', '']
-    for m in MODULES: api += [f'## minitrain.{m}', '', '```{eval-rst}', f'.. automodule:: minitrain.{m}', '   :members:', '```', '']
+    for m in MODULES:
+        api += [f'## minitrain.{m}', '', '```{eval-rst}', f'.. automodule:: minitrain.{m}', f"   :members: {', '.join(documented(m))}", '```', '']
     (src/'api.md').write_text('\n'.join(api))
 
 def write_config(src):
@@ -87,6 +146,7 @@ def write_config(src):
     (src/'_config.yml').write_text(textwrap.dedent('''\
         title: minitrain
         author: minitrain developers
+        copyright: 'YEAR'
         only_build_toc_files: true
         execute:
           execute_notebooks: 'off'
@@ -105,14 +165,17 @@ def write_config(src):
           extra_extensions: [sphinx.ext.autodoc]
           config:
             mathjax_path: mathjax/tex-chtml.js
-            html_static_path: [mathjax_static]
+            html_static_path: [mathjax_static, site_static]
+            html_css_files: [minitrain.css]
             html_extra_path: [notebooks]
             nb_ipywidgets_js: {}
             autodoc_member_order: bysource
             html_context:
               default_mode: light
             suppress_warnings: [myst.header]
-        '''))
+        ''').replace('YEAR', str(datetime.date.today().year)))
+    (src/'site_static').mkdir()
+    (src/'site_static'/'minitrain.css').write_text(CSS)
 
 def fetch_mathjax(dest):
     "MathJax 3's browser build from the npm registry, without its 4 MB speech engine, into `dest`."

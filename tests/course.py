@@ -1,0 +1,76 @@
+"""Run a notebook of the course (course22p2, in ../shared/course22p2/nbs) against minitrain, as a course reader would.
+
+Only two kinds of change are made to the course's code:
+- imports: `from miniai.X import *` becomes minitrain's module for X; imports of what cannot be had here (the Hugging
+  Face `datasets`, torchvision, fastprogress) are dropped. An `#|export` cell, whose definitions minitrain provides,
+  is replaced by an import of the names it defines from the notebook's minitrain module, so that from there on they
+  are minitrain's; an `#|export` cell of imports alone runs, with its imports changed.
+- data: the cells that load Fashion-MNIST from the hub are replaced by one cell that gives the same names for MNIST,
+  shaped as the notebook's own transforms leave the data.
+Every other cell runs as the course wrote it, in order, in one namespace, with its stdout captured.
+"""
+import ast, contextlib, io, json, re, traceback
+from pathlib import Path
+
+COURSE = Path(__file__).resolve().parents[2]/'shared'/'course22p2'/'nbs'
+
+# the course's modules, and minitrain's that take their place (None: nothing of it is used outside the data cells)
+MODULES = {'learner': 'learner', 'training': 'training', 'conv': 'learner', 'datasets': None}
+UNAVAILABLE = ('datasets', 'torchvision', 'fastprogress')   # the hub's loader, and packages minitrain does not use
+DATA_MARKERS = ('load_dataset(', '@inplace', 'with_transform(', '.from_dd(')
+
+def code_cells(name):
+    "The source of each code cell of the course's notebook `name`."
+    nb = json.loads((COURSE/name).read_text())
+    return [''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'code']
+
+def directives(src): return [l.replace(' ', '') for l in src.splitlines() if l.startswith('#|')]
+
+def is_import(line):
+    s = line.strip()
+    return not s or s.startswith('#') or re.match(r'(from\s+\S+\s+)?import\s', s) is not None
+
+def change_import(line):
+    "`line` with miniai's modules replaced by minitrain's, or '' for an import of what cannot be had here."
+    m = re.match(r'\s*from\s+miniai\.(\w+)\s+import\s+(.*)', line)
+    if m:
+        target = MODULES[m[1]]
+        return f'from minitrain.{target} import {m[2]}' if target else ''
+    m = re.match(r'\s*(?:from\s+(\S+)\s+import|import\s+(\S+))', line)
+    if m and (m[1] or m[2]).split('.')[0].rstrip(',') in UNAVAILABLE: return ''
+    return line
+
+def defined(src):
+    "The names that the top level of `src` defines: classes, functions and assignments."
+    names = []
+    for node in ast.parse(src).body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef)): names.append(node.name)
+        elif isinstance(node, ast.Assign): names += [t.id for t in node.targets if isinstance(t, ast.Name)]
+    return names
+
+def rewrite(cells, module, data_cell):
+    "The cells to run: (index in the notebook, source), with imports, exports and data cells changed as described above."
+    out, data_done = [], False
+    for i, src in enumerate(cells):
+        ds = directives(src)
+        if any(d.startswith('#|default_exp') for d in ds) or 'nbdev_export()' in src: continue
+        if any(m in src for m in DATA_MARKERS):
+            if not data_done: out.append((i, data_cell)); data_done = True
+            continue
+        lines = [l for l in src.splitlines() if not l.startswith('#|')]
+        if any(d.startswith('#|export') for d in ds) and not all(is_import(l) for l in lines):
+            lines = [l for l in lines if is_import(l)] + [f"from minitrain.{module} import {', '.join(defined(src))}"]
+        out.append((i, '\n'.join(change_import(l) for l in lines)))
+    return out
+
+def run(name, module, data_cell):
+    "Run the course's notebook `name` on minitrain; returns the namespace, each run cell's stdout, and the failures."
+    import matplotlib
+    matplotlib.use('Agg')
+    ns, printed, failures = {'__name__': '__course__'}, {}, []
+    for i, src in rewrite(code_cells(name), module, data_cell):
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            try: exec(compile(src, f'<{name} cell {i}>', 'exec'), ns)
+            except Exception: failures.append(f'cell {i}:\n{src}\n{traceback.format_exc(limit=-3)}')
+        printed[i] = out.getvalue()
+    return ns, printed, failures

@@ -1,0 +1,46 @@
+"The course's own notebook code on minitrain: course22p2's 09_learner, with only its imports and its data cells changed."
+import ast, os, re
+import pytest, torch
+from course import COURSE, code_cells, rewrite, run
+
+pytestmark = pytest.mark.skipif(not COURSE.exists(), reason=f"the course's notebooks are not beside this checkout ({COURSE})")
+need_data = pytest.mark.skipif(not os.environ.get('MINITRAIN_DATA'), reason='needs real MNIST: set MINITRAIN_DATA')
+
+# The notebook's data cells load Fashion-MNIST from the hub and flatten each image into 784 floats in [0, 1].
+LEARNER_DATA = '''
+from minitrain.data import load_mnist
+from minitrain.training import Dataset, DataLoader
+(x_tr, y_tr), (x_va, y_va), _ = load_mnist()
+bs = 1024
+dls = DataLoaders(DataLoader(Dataset(x_tr, y_tr), bs, shuffle=True), DataLoader(Dataset(x_va, y_va), 2*bs))
+dt = dls.train
+xb,yb = next(iter(dt))
+'''
+
+def test_rewrite_changes_only_imports_exports_and_data():
+    cells = code_cells('09_learner.ipynb')
+    ran = dict(rewrite(cells, 'learner', LEARNER_DATA))
+    assert not any('miniai' in s or 'fastprogress' in s or 'load_dataset' in s for s in ran.values())
+    exported = [i for i, s in enumerate(cells) if s.lstrip().startswith(('#|export', '#| export'))]
+    assert ran[exported[1]].strip() == 'from minitrain.learner import CancelFitException, CancelBatchException, CancelEpochException'
+    plain = [i for i in ran if i not in exported and ran[i] != LEARNER_DATA and 'import' not in cells[i]]
+    assert len(plain) > 20 and all(ran[i] == cells[i] for i in plain)   # every other cell runs as the course wrote it
+
+@need_data
+def test_course_09_learner_runs_on_minitrain():
+    ns, printed, failures = run('09_learner.ipynb', 'learner', LEARNER_DATA)
+    assert not failures, '\n\n'.join(failures)
+    out = ''.join(printed.values())
+    n_train, n_valid = len(ns['dls'].train), len(ns['dls'].valid)
+    # CompletionCB on the course's hand-written Learner: every batch of an epoch, then a single one
+    assert f'Completed {n_train + n_valid} batches' in out and 'Completed 1 batches' in out
+    # minitrain's MetricsCB on the course's hand-written Learner prints the course's rows, three places
+    rows = [ast.literal_eval(l) for l in out.splitlines() if l.startswith("{'accuracy'")]
+    assert rows and all(set(r) == {'accuracy', 'loss', 'epoch', 'train'} for r in rows)
+    assert all(re.fullmatch(r'0\.\d{3}', r['accuracy']) and r['train'] in ('train', 'eval') for r in rows)
+    assert max(float(r['accuracy']) for r in rows if r['train'] == 'eval') > 0.8
+    # ProgressCB replaced MetricsCB's printing with its table
+    assert re.search(r'^epoch +train +accuracy +loss +time$', out, re.M)
+    # after the notebook's own LRFinderCB, the exported one (and every other export) is minitrain's
+    assert all(ns[n].__module__ == 'minitrain.learner' for n in ['LRFinderCB', 'Learner', 'MetricsCB', 'TrainCB', 'MomentumLearner'])
+    assert isinstance(ns['metric'].compute(), torch.Tensor)
