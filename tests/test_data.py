@@ -37,7 +37,8 @@ def test_offline_error_names_folder_env_and_urls(tmp_path):
     msg = str(e.value)
     assert str(tmp_path) in msg and ENV_VAR in msg
     assert all(u + 'train-images-idx3-ubyte.gz' in msg for u in urls)
-    assert [p.name for p in (tmp_path/'mnist').iterdir()] == []  # nothing half-written
+    assert not (tmp_path/'mnist').exists()   # nothing half-written, and not the folder it made either
+    assert msg.startswith(f"MNIST is not in {tmp_path} and could not be downloaded: put its four IDX files in")
 
 def test_damaged_pickle_names_the_file(tmp_path):
     splits = tuple((np.zeros((n, 784), np.float32), np.arange(n)) for n in (4, 2, 2))

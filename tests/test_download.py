@@ -4,7 +4,7 @@ The server serves small synthetic IDX files under several prefixes, one per beha
 /good/ the real bytes; /bad/ other bytes (checksum mismatch); /404/ not found; /stall/ half the bytes, then silence;
 /cut/ half the bytes, then the connection closes although Content-Length promised more.
 """
-import hashlib, http.server, socket, subprocess, sys, threading, time, shutil, os
+import hashlib, http.server, socket, stat, subprocess, sys, threading, time, shutil, os
 from pathlib import Path
 import pytest
 import minitrain.data as data
@@ -15,10 +15,12 @@ FILES = {}  # name -> SHA-256 of the synthetic files the server serves, passed t
 
 class Handler(http.server.BaseHTTPRequestHandler):
     files = {}            # name -> bytes, set by the fixture
+    hits = []             # the paths asked for, in order
     release = None        # threading.Event that ends a stall early, set by the fixture
     def log_message(self, *args): pass
 
     def do_GET(self):
+        self.hits.append(self.path)
         _, mode, name = self.path.split('/', 2)
         body = self.files.get(name)
         if mode == '404' or body is None: return self.send_error(404)
@@ -36,7 +38,7 @@ def site(tmp_path):
     "A running server with synthetic MNIST files (their checksums in `FILES`). Yields the base URL."
     src = make_mnist(tmp_path/'src', n_train=40, n_test=8)/'mnist'
     Handler.files = {p.name: p.read_bytes() for p in src.iterdir()}
-    Handler.release = threading.Event()
+    Handler.release, Handler.hits = threading.Event(), []
     FILES.clear(); FILES.update({k: hashlib.sha256(Handler.files[k]).hexdigest() for k in data.MNIST_FILES})
     srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
     srv.daemon_threads = True
@@ -135,3 +137,24 @@ def test_read_only_folder_is_a_clear_error(tmp_path):
     fit = subprocess.run(cmd[:-1] + [f"import sys; from minitrain.cli import main; sys.exit(main(['--data', {str(tmp_path/'ro')!r}]))"],
                          capture_output=True, text=True, timeout=60)
     assert fit.returncode == 1 and fit.stderr.count('\n') == 1 and 'Cannot write to the data folder' in fit.stderr, fit.stderr
+
+def test_downloads_are_readable_by_the_folders_other_users(site, tmp_path):
+    old = os.umask(0o022)
+    try: download_mnist(tmp_path/'c', [site + '/good/'], files=FILES)
+    finally: os.umask(old)
+    assert sorted(stat.S_IMODE(p.stat().st_mode) for p in (tmp_path/'c').iterdir()) == [0o644] * 4   # not mkstemp's 0600
+
+def test_a_full_disk_is_said_once_and_no_other_mirror_is_tried(site, tmp_path):
+    "A real full disk: a 64 kB tmpfs in a private mount namespace, and a 300 kB file to download into it, from two mirrors."
+    if os.geteuid() != 0 or not shutil.which('unshare'): pytest.skip('needs root and unshare to mount a small tmpfs')
+    Handler.files['big.gz'] = big = os.urandom(300_000)
+    (tmp_path/'small').mkdir()
+    code = (f"from minitrain.data import download_mnist\n"
+            f"download_mnist({str(tmp_path/'small'/'c')!r}, [{site + '/good/'!r}, {site + '/good/'!r}], "
+            f"files={{'big.gz': {hashlib.sha256(big).hexdigest()!r}}})")
+    r = subprocess.run(['unshare', '-m', 'sh', '-c', 'mount -t tmpfs -o size=64k tmpfs "$1" && exec "$2" -c "$3"', 'sh',
+                        str(tmp_path/'small'), sys.executable, code], capture_output=True, text=True, timeout=60)
+    if 'mount:' in r.stderr: pytest.skip(f'no tmpfs could be mounted here: {r.stderr}')
+    assert r.returncode != 0 and r.stderr.count('No space left on the device of') == 1, r.stderr
+    assert str(tmp_path/'small'/'c') in r.stderr and 'Tried' not in r.stderr
+    assert Handler.hits.count('/good/big.gz') == 1   # the second mirror was not tried
