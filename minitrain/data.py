@@ -6,7 +6,7 @@
 __all__ = ['ENV_VAR', 'ELSEWHERE', 'MNIST_FILES', 'OPCODES', 'PICKLE_MOST', 'MIRRORS', 'default_data_dir', 'data_dir',
            'MNISTFileError', 'check_regular', 'cannot_read', 'read_idx', 'write_idx', 'load_idx', 'ArrayUnpickler',
            'CappedReader', 'load_pickle', 'DownloadError', 'NoSpaceError', 'download', 'remove_folders',
-           'download_mnist', 'load_mnist', 'show_digits']
+           'download_mnist', 'load_mnist', 'show_digits', 'show_image', 'subplots', 'get_grid', 'show_images']
 
 # %% ../nbs/00_data.ipynb #732bdf2f
 import errno, gzip, hashlib, io, math, os, pickle, pickletools, stat, tempfile, urllib.request, zlib, http.client
@@ -310,3 +310,43 @@ def show_digits(x, y, n=24, ncols=8, figsize=None):
             ax.set_title(int(y[i]), fontsize=10)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/00_data.ipynb #8da50d62
+def show_image(im, ax=None, figsize=None, title=None, noframe=True, **kwargs):
+    "Draw image `im` (a tensor in (C, H, W) or (H, W) layout, or an array) on `ax`, or on a new axis; returns the axis."
+    import matplotlib.pyplot as plt
+    if torch.is_tensor(im):
+        im = im.detach().cpu()
+        if im.ndim == 3 and im.shape[0] < 5: im = im.permute(1, 2, 0)   # channels last, as matplotlib wants
+    else: im = np.asarray(im)
+    if im.shape[-1] == 1: im = im[..., 0]
+    if ax is None: _, ax = plt.subplots(figsize=figsize)
+    ax.imshow(im, **kwargs)
+    if title is not None: ax.set_title(title)
+    ax.set_xticks([]); ax.set_yticks([])
+    if noframe: ax.axis('off')
+    return ax
+
+def subplots(nrows=1, ncols=1, figsize=None, imsize=3, suptitle=None, **kwargs):
+    "A figure and a grid of axes for images of `imsize` inches; the axes always as an array."
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(nrows, ncols, figsize=figsize or (ncols * imsize, nrows * imsize), **kwargs)
+    if suptitle is not None: fig.suptitle(suptitle)
+    return fig, np.array([ax]) if nrows * ncols == 1 else ax
+
+def get_grid(n, nrows=None, ncols=None, title=None, weight='bold', size=14, **kwargs):
+    "A figure with a grid of at least `n` axes (rows about the square root of `n`); the ones left over are turned off."
+    if nrows: ncols = ncols or math.ceil(n / nrows)
+    elif ncols: nrows = math.ceil(n / ncols)
+    else:
+        nrows = max(1, int(math.sqrt(n)))
+        ncols = math.ceil(n / nrows)
+    fig, axs = subplots(nrows, ncols, **kwargs)
+    for ax in axs.flat[n:]: ax.set_axis_off()
+    if title is not None: fig.suptitle(title, weight=weight, size=size)
+    return fig, axs
+
+def show_images(ims, nrows=None, ncols=None, titles=None, **kwargs):
+    "Draw the images `ims` in a grid, with `titles` if given."
+    axs = get_grid(len(ims), nrows, ncols, **kwargs)[1].flat
+    for i, (im, ax) in enumerate(zip(ims, axs)): show_image(im, ax=ax, title=titles[i] if titles and i < len(titles) else None)

@@ -157,8 +157,9 @@ def collate(b):
     return tuple(torch.stack(v) if torch.is_tensor(v[0]) else torch.tensor(v) for v in zip(*b))
 
 # %% ../nbs/01_training.ipynb #214823d2
-def set_seed(seed):
-    "Seed Python's `random`, numpy and torch, so shuffles and initial weights repeat."
+def set_seed(seed, deterministic=False):
+    "Seed Python's `random`, numpy and torch, so shuffles and initial weights repeat; `deterministic` as in PyTorch."
+    torch.use_deterministic_algorithms(deterministic)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

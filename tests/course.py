@@ -14,8 +14,9 @@ from pathlib import Path
 
 COURSE = Path(__file__).resolve().parents[2]/'shared'/'course22p2'/'nbs'
 
-# the course's modules, and minitrain's that take their place (None: nothing of it is used outside the data cells)
-MODULES = {'learner': 'learner', 'training': 'training', 'conv': 'learner', 'datasets': None}
+# the course's modules, and minitrain's that take their place: the course's datasets module is minitrain's data module
+# (its figure helpers), and its conv module's device helpers are in minitrain's learner
+MODULES = {'learner': 'learner', 'training': 'training', 'conv': 'learner', 'datasets': 'data', 'activations': 'activations'}
 UNAVAILABLE = ('datasets', 'torchvision', 'fastprogress')   # the hub's loader, and packages minitrain does not use
 DATA_MARKERS = ('load_dataset(', '@inplace', 'with_transform(', '.from_dd(')
 
@@ -34,8 +35,7 @@ def change_import(line):
     "`line` with miniai's modules replaced by minitrain's, or '' for an import of what cannot be had here."
     m = re.match(r'\s*from\s+miniai\.(\w+)\s+import\s+(.*)', line)
     if m:
-        target = MODULES[m[1]]
-        return f'from minitrain.{target} import {m[2]}' if target else ''
+        return f'from minitrain.{MODULES[m[1]]} import {m[2]}'
     m = re.match(r'\s*(?:from\s+(\S+)\s+import|import\s+(\S+))', line)
     if m and (m[1] or m[2]).split('.')[0].rstrip(',') in UNAVAILABLE: return ''
     return line

@@ -1,4 +1,4 @@
-"The course's own notebook code on minitrain: course22p2's 09_learner, with only its imports and its data cells changed."
+"The course's own notebook code on minitrain: course22p2's 09_learner and 10_activations, only their imports and data cells changed."
 import ast, os, re
 import pytest, torch
 from course import COURSE, code_cells, rewrite, run
@@ -44,3 +44,28 @@ def test_course_09_learner_runs_on_minitrain():
     # after the notebook's own LRFinderCB, the exported one (and every other export) is minitrain's
     assert all(ns[n].__module__ == 'minitrain.learner' for n in ['LRFinderCB', 'Learner', 'MetricsCB', 'TrainCB', 'MomentumLearner'])
     assert isinstance(ns['metric'].compute(), torch.Tensor)
+
+# 10_activations: images of one channel, 28×28, in [0, 1]; a subset, so that its eight fits of a CNN take seconds
+ACTIVATIONS_DATA = '''
+from minitrain.data import load_mnist
+from minitrain.training import Dataset, DataLoader
+(x_tr, y_tr), (x_va, y_va), _ = load_mnist()
+bs = 1024
+dls = DataLoaders(DataLoader(Dataset(x_tr[:5000].view(-1, 1, 28, 28), y_tr[:5000]), bs, shuffle=True),
+                  DataLoader(Dataset(x_va[:1000].view(-1, 1, 28, 28), y_va[:1000]), 2*bs))
+dt = dls.train
+'''
+
+@need_data
+def test_course_10_activations_runs_on_minitrain():
+    import matplotlib.pyplot as plt
+    from torch import nn
+    ns, printed, failures = run('10_activations.ipynb', 'activations', ACTIVATIONS_DATA)
+    plt.close('all')
+    assert not failures, '\n\n'.join(failures)
+    astats, model = ns['astats'], ns['model']
+    assert ns['ActivationStats'].__module__ == 'minitrain.activations' and ns['set_seed'].__module__ == 'minitrain.training'
+    # the callback's hooks are gone after the fit, and its statistics stay: 5 convolutions, one row per training batch
+    assert not any(m._forward_hooks for m in model.modules())
+    assert len(astats) == 5 and all(len(h.stats[2]) == len(ns['dls'].train) for h in astats)
+    assert all(m.weight.shape[0] in (8, 16, 32, 64, 10) for m in model.modules() if isinstance(m, nn.Conv2d))
