@@ -289,7 +289,8 @@ class NaNStopCB(Callback):
 class Learner:
     "The training loop, written once; the callbacks in `cbs`, and those given to `fit`, do the rest."
     default_cbs = (BatchCheckCB, NaNStopCB)   # the guard rails: each learner starts with one of each
-    def __init__(self, model, dls, loss_func=F.cross_entropy, lr=0.1, cbs=None, opt_func=optim.SGD):
+    def __init__(self, model, dls, loss_func=F.cross_entropy, lr=0.1, cbs=None,
+                 opt_func=optim.SGD):
         check_dls(dls); check_loss_func(loss_func)
         if lr is not None: check_lr(lr)
         self.model, self.dls, self.loss_func = model, dls, loss_func
