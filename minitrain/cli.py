@@ -10,7 +10,7 @@ __all__ = ['whole_number', 'positive_number', 'figure_file', 'data_folder', 'che
 import argparse, os, signal, sys, tempfile
 from pathlib import Path
 import torch.nn.functional as F
-from .data import load_mnist
+from .data import load_mnist, usual_mode
 from .training import MLP, Optimizer, Dataset, DataLoader, accuracy, set_seed
 from .learner import Learner, DataLoaders, TrainCB, DeviceCB, MetricsCB, check_device
 from .progress import ProgressCB, RecorderCB
@@ -115,8 +115,7 @@ def save_figure(draw, fn):
     os.close(fd)
     try:
         plt.close(draw(tmp))
-        umask = os.umask(0); os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, usual_mode())   # as any new file, not mkstemp's 0600
         os.replace(tmp, p)
     finally: Path(tmp).unlink(missing_ok=True)
     print(f"saved the figure to {fn}")

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['ENV_VAR', 'ELSEWHERE', 'MNIST_FILES', 'OPCODES', 'PICKLE_MOST', 'MIRRORS', 'default_data_dir', 'data_dir',
            'MNISTFileError', 'check_regular', 'cannot_read', 'read_idx', 'write_idx', 'load_idx', 'ArrayUnpickler',
-           'CappedReader', 'load_pickle', 'DownloadError', 'NoSpaceError', 'download', 'remove_folders',
+           'CappedReader', 'load_pickle', 'DownloadError', 'NoSpaceError', 'usual_mode', 'download', 'remove_folders',
            'download_mnist', 'load_mnist', 'show_digits', 'show_image', 'subplots', 'get_grid', 'show_images']
 
 # %% ../nbs/00_data.ipynb #732bdf2f
@@ -223,13 +223,17 @@ class NoSpaceError(OSError):
         super().__init__(errno.ENOSPC, f"No space left on the device of {folder} to download MNIST (55 MB): "
                                        f"free some space, or use {ELSEWHERE}")
 
+def usual_mode():
+    "The permissions an ordinary new file gets here: 0o666 less the umask (`mkstemp` gives 0o600)."
+    umask = os.umask(0); os.umask(umask)
+    return 0o666 & ~umask
+
 def download(url, dest, sha256, timeout=30):
     "Fetch `url` to `dest` through a temporary file, keeping it only if its SHA-256 is `sha256`. A progress bar shows in terminals."
     dest = Path(dest)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f'.{dest.name}.', suffix='.part')
     try:
-        umask = os.umask(0); os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)   # as an ordinary new file: mkstemp's 0600 would lock out the folder's other users
+        os.chmod(tmp, usual_mode())   # as an ordinary new file: mkstemp's 0600 would lock out the folder's other users
         h = hashlib.sha256()
         got = 0
         with os.fdopen(fd, 'wb') as f, urllib.request.urlopen(url, timeout=timeout) as r:

@@ -108,8 +108,9 @@ class MetricsCB(Callback):
         vals = {k: float(m.compute()) for k, m in self.all_metrics.items()}
         training = learn.model.training
         if hasattr(learn, 'history'):
-            learn.history.append({'epoch': learn.epoch, 'train': training, 'loss': vals.pop('loss'), **vals})
-        log = {k: f'{float(m.compute()):.3f}' for k, m in self.all_metrics.items()}
+            learn.history.append({'epoch': learn.epoch, 'train': training, 'loss': vals['loss'],
+                                  **{k: v for k, v in vals.items() if k != 'loss'}})
+        log = {k: f'{v:.3f}' for k, v in vals.items()}
         self._log(log | {'epoch': learn.epoch, 'train': 'train' if training else 'eval'})
 
 # %% ../nbs/03_learner.ipynb #943c0596

@@ -22,6 +22,12 @@ def op_str(s):
     b = s.encode('utf-8')
     return b'X' + struct.pack('<I', len(b)) + b
 
+# the two pickles found by hand: an object array used as a shape (a segfault), and 3 GB of uninitialised memory
+SEGFAULT = (b'\x80\x02' + op_global('numpy', 'ndarray') + b'(' + op_global('numpy', 'ndarray') + b'(' + op_int(1) + b'\x85' +
+            op_global('numpy', 'dtype') + op_str('O') + b'\x85R' + op_bytes(b'A' * 8) + b'tR' + op_str('float32') + b'tR.')
+UNINITIALISED = (b'\x80\x02' + op_global('numpy', 'ndarray') + b'(' + op_int(10**6) + op_int(784) + b'\x86' +
+                 op_str('float32') + b'tR.')
+
 GLOBALS = [('numpy', 'ndarray'), ('numpy', 'dtype'), ('numpy.core.multiarray', '_reconstruct'),
            ('numpy._core.multiarray', '_reconstruct'), ('_codecs', 'encode'), ('os', 'system'), ('builtins', 'eval')]
 DTYPES = ['O', '|O', 'O8', 'f4', '<f4', 'u1', 'i8', 'V8', 'b', 'f8', '>i4', 'c16', 'U3', 'S4', '?']
@@ -76,11 +82,7 @@ def main(n):
             tried.append(payload)
             check(payload, folder)
         fuzz()
-    # the two pickles that were found by hand: an object array used as a shape, and 3 GB of uninitialised memory
-    seg = b'\x80\x02' + op_global('numpy', 'ndarray') + b'(' + op_global('numpy', 'ndarray') + b'(' + op_int(1) + b'\x85' + \
-          op_global('numpy', 'dtype') + op_str('O') + b'\x85R' + op_bytes(b'A' * 8) + b'tR' + op_str('float32') + b'tR.'
-    big = b'\x80\x02' + op_global('numpy', 'ndarray') + b'(' + op_int(10**6) + op_int(784) + b'\x86' + op_str('float32') + b'tR.'
-    for p in (seg, big): check(p, folder)
+    for p in (SEGFAULT, UNINITIALISED): check(p, folder)
     print(f"{len(tried) + 2} pickles tried: none crashed, ran code or loaded more than it held")
 
 if __name__ == '__main__': main(int(sys.argv[1]) if len(sys.argv) > 1 else 150)

@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np, pytest, torch
 import torch.nn.functional as F
 from torch import nn
-from conftest import make_mnist, run_cli
+from conftest import make_mnist
+from fuzz_pickle import SEGFAULT, UNINITIALISED
 from minitrain.data import load_mnist, load_pickle, read_idx, MNISTFileError, ENV_VAR
 from minitrain.training import Dataset, DataLoader
 from minitrain.learner import Learner, DataLoaders, TrainCB
@@ -34,14 +35,6 @@ def one_line(r, code, *words):
     for w in words: assert w in r.stderr, r.stderr
 
 # --- pickles ---
-
-def op_global(module, name): return b'c' + module.encode() + b'\n' + name.encode() + b'\n'
-def op_int(v): return b'J' + struct.pack('<i', v)
-def op_str(s): return b'X' + struct.pack('<I', len(s)) + s.encode()
-
-SEGFAULT = (b'\x80\x02' + op_global('numpy', 'ndarray') + b'(' + op_global('numpy', 'ndarray') + b'(' + op_int(1) + b'\x85' +
-            op_global('numpy', 'dtype') + op_str('O') + b'\x85R' + b'C\x08' + b'A' * 8 + b'tR' + op_str('float32') + b'tR.')
-UNINITIALISED = b'\x80\x02' + op_global('numpy', 'ndarray') + b'(' + op_int(10**6) + op_int(784) + b'\x86' + op_str('float32') + b'tR.'
 
 @pytest.mark.parametrize('payload,words', [(SEGFAULT, 'dtype of Python objects'), (UNINITIALISED, 'refusing to call numpy.ndarray')])
 def test_hostile_array_pickles_are_refused_through_the_cli(cli, tmp_path, payload, words):
