@@ -55,6 +55,10 @@ class HooksCallback(Callback):
         if (self.on_train and training) or (self.on_valid and not training):
             self.hookfunc(*args, **kwargs)
 
+    def after_epoch(self, learn):   # what the hooks keep, moved to the CPU once an epoch, not at every batch
+        for h in self.hooks:
+            if hasattr(h, 'stats'): h.stats = to_cpu(h.stats)
+
     def cleanup_fit(self, learn): self.hooks.remove()   # after an error too: no hook outlives its fit
     def __iter__(self): return iter(self.hooks)
     def __len__(self): return len(self.hooks)
@@ -63,7 +67,7 @@ class HooksCallback(Callback):
 def append_stats(hook, mod, inp, outp):
     "Keep on `hook`, per batch, the mean, the standard deviation and a histogram of the absolute output."
     if not hasattr(hook, 'stats'): hook.stats = ([], [], [])
-    acts = to_cpu(outp)
+    acts = outp.detach().float()   # on the output's device: `HooksCallback` moves the statistics at the epoch's end
     hook.stats[0].append(acts.mean())
     hook.stats[1].append(acts.std())
     hook.stats[2].append(acts.abs().histc(40, 0, 10))

@@ -6,7 +6,8 @@
 __all__ = ['ENV_VAR', 'ELSEWHERE', 'MNIST_FILES', 'OPCODES', 'PICKLE_MOST', 'MIRRORS', 'default_data_dir', 'data_dir',
            'MNISTFileError', 'check_regular', 'cannot_read', 'read_idx', 'write_idx', 'load_idx', 'ArrayUnpickler',
            'CappedReader', 'load_pickle', 'DownloadError', 'NoSpaceError', 'usual_mode', 'download', 'remove_folders',
-           'download_mnist', 'load_mnist', 'show_digits', 'show_image', 'subplots', 'get_grid', 'show_images']
+           'download_mnist', 'load_mnist', 'show_digits', 'show_image', 'subplots', 'get_grid', 'show_images',
+           'DataLoaders']
 
 # %% ../nbs/00_data.ipynb #732bdf2f
 import errno, gzip, hashlib, io, math, os, pickle, pickletools, stat, tempfile, urllib.request, zlib, http.client
@@ -354,3 +355,13 @@ def show_images(ims, nrows=None, ncols=None, titles=None, **kwargs):
     "Draw the images `ims` in a grid, with `titles` if given."
     axs = get_grid(len(ims), nrows, ncols, **kwargs)[1].flat
     for i, (im, ax) in enumerate(zip(ims, axs)): show_image(im, ax=ax, title=titles[i] if titles and i < len(titles) else None)
+
+# %% ../nbs/00_data.ipynb #24371594
+_all_ = ['DataLoaders']   # as the course's datasets module has it
+
+def __getattr__(name):
+    "`DataLoaders`, from `minitrain.learner` when it is asked for: that module imports this one."
+    if name == 'DataLoaders':
+        from minitrain.learner import DataLoaders
+        return DataLoaders
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

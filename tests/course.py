@@ -5,8 +5,9 @@ Only two kinds of change are made to the course's code:
   Face `datasets`, torchvision, fastprogress) are dropped. An `#|export` cell, whose definitions minitrain provides,
   is replaced by an import of the names it defines from the notebook's minitrain module, so that from there on they
   are minitrain's; an `#|export` cell of imports alone runs, with its imports changed.
-- data: the cells that load Fashion-MNIST from the hub are replaced by one cell that gives the same names for MNIST,
-  shaped as the notebook's own transforms leave the data.
+- data: the cells that load Fashion-MNIST from the hub are replaced by cells that give the same names for MNIST,
+  shaped as the notebook's own transforms leave the data: one cell for the first, or one for each, in order, when the
+  notebook loads its data more than once (11_initializing normalises it, then changes the batch size).
 Every other cell runs as the course wrote it, in order, in one namespace, with its stdout captured.
 """
 import ast, contextlib, io, json, re, traceback
@@ -15,8 +16,10 @@ from pathlib import Path
 COURSE = Path(__file__).resolve().parents[2]/'shared'/'course22p2'/'nbs'
 
 # the course's modules, and minitrain's that take their place: the course's datasets module is minitrain's data module
-# (its figure helpers), and its conv module's device helpers are in minitrain's learner
-MODULES = {'learner': 'learner', 'training': 'training', 'conv': 'learner', 'datasets': 'data', 'activations': 'activations'}
+# (its figure helpers); its conv module (the convolutions lesson, which minitrain does not teach) is minitrain's init,
+# whose `conv` is the later version of the same function and which re-exports the device helpers from the learner
+MODULES = {'learner': 'learner', 'training': 'training', 'conv': 'init', 'datasets': 'data', 'activations': 'activations',
+           'init': 'init'}
 UNAVAILABLE = ('datasets', 'torchvision', 'fastprogress')   # the hub's loader, and packages minitrain does not use
 DATA_MARKERS = ('load_dataset(', '@inplace', 'with_transform(', '.from_dd(')
 
@@ -36,31 +39,38 @@ def change_import(line):
     m = re.match(r'\s*from\s+miniai\.(\w+)\s+import\s+(.*)', line)
     if m:
         return f'from minitrain.{MODULES[m[1]]} import {m[2]}'
-    m = re.match(r'\s*(?:from\s+(\S+)\s+import|import\s+(\S+))', line)
-    if m and (m[1] or m[2]).split('.')[0].rstrip(',') in UNAVAILABLE: return ''
+    m = re.match(r'\s*from\s+(\S+)\s+import', line)
+    if m: return '' if m[1].split('.')[0] in UNAVAILABLE else line
+    m = re.match(r'(\s*)import\s+(.*)', line)
+    if m:   # `import a.b as c, d`: keep the modules that can be had
+        kept = [n.strip() for n in m[2].split(',') if n.strip().split('.')[0].split()[0] not in UNAVAILABLE]
+        return f"{m[1]}import {', '.join(kept)}" if kept else ''
     return line
 
 def defined(src):
-    "The names that the top level of `src` defines: classes, functions and assignments."
+    "The public names that the top level of `src` defines: classes, functions and assignments (not `_private` helpers)."
     names = []
     for node in ast.parse(src).body:
         if isinstance(node, (ast.ClassDef, ast.FunctionDef)): names.append(node.name)
         elif isinstance(node, ast.Assign): names += [t.id for t in node.targets if isinstance(t, ast.Name)]
-    return names
+    return [n for n in names if not n.startswith('_')]
 
 def rewrite(cells, module, data_cell):
-    "The cells to run: (index in the notebook, source), with imports, exports and data cells changed as described above."
-    out, data_done = [], False
+    """The cells to run: (index in the notebook, source), with imports, exports and data cells changed as described above.
+    `data_cell` replaces the first data cell (the others are dropped), or, as a list, each data cell in turn."""
+    out, data_cells = [], list(data_cell) if isinstance(data_cell, (list, tuple)) else [data_cell]
     for i, src in enumerate(cells):
         ds = directives(src)
         if any(d.startswith('#|default_exp') for d in ds) or 'nbdev_export()' in src: continue
         if any(m in src for m in DATA_MARKERS):
-            if not data_done: out.append((i, data_cell)); data_done = True
+            if data_cells: out.append((i, data_cells.pop(0)))
+            elif isinstance(data_cell, (list, tuple)): raise ValueError(f'cell {i} loads data, and no replacement is left for it')
             continue
         lines = [l for l in src.splitlines() if not l.startswith('#|')]
         if any(d.startswith('#|export') for d in ds) and not all(is_import(l) for l in lines):
             lines = [l for l in lines if is_import(l)] + [f"from minitrain.{module} import {', '.join(defined(src))}"]
         out.append((i, '\n'.join(change_import(l) for l in lines)))
+    if data_cells and isinstance(data_cell, (list, tuple)): raise ValueError(f'{len(data_cells)} data cells were not used')
     return out
 
 def run(name, module, data_cell):

@@ -82,3 +82,33 @@ def test_set_seed_repeats_and_takes_deterministic():
     set_seed(3, deterministic=False); a = torch.rand(3)
     set_seed(3); b = torch.rand(3)
     assert torch.equal(a, b) and not torch.are_deterministic_algorithms_enabled()
+
+def test_append_stats_are_the_courses_and_end_each_epoch_on_the_cpu():
+    "The statistics are computed where the output is; the callback moves them to the CPU once an epoch."
+    outs = []
+    astats = ActivationStats(is_conv)
+    model = cnn()
+    h = model[0].register_forward_hook(lambda m, i, o: outs.append(o.detach().clone()))
+    Learner(model, dls(), lr=0.1, cbs=[TrainCB(), astats]).fit(2)
+    h.remove()
+    n = len(dls().train)
+    first = astats.hooks[0]
+    assert len(first.stats[0]) == 2 * n
+    for i, o in enumerate(o for j, o in enumerate(outs) if (j // n) % 2 == 0):   # training batches: epochs alternate
+        course = o.detach().cpu()
+        assert torch.equal(first.stats[0][i], course.mean()) and torch.equal(first.stats[1][i], course.std())
+        assert torch.equal(first.stats[2][i], course.abs().histc(40, 0, 10))
+
+def test_hooks_callback_moves_the_stats_with_to_cpu_at_each_epochs_end():
+    "The move is `to_cpu` (float16 becomes float32 on the way): seen after each epoch, not before."
+    def half_stats(hook, mod, inp, outp):
+        if not hasattr(hook, 'stats'): hook.stats = ([],)
+        hook.stats[0].append(outp.detach().mean().half())
+    seen = []
+    class Look(Callback):
+        order = 1   # after HooksCallback's after_epoch
+        def after_batch(self, learn): seen.append(('batch', hc.hooks[0].stats[0][-1].dtype))
+        def after_epoch(self, learn): seen.append(('epoch', hc.hooks[0].stats[0][-1].dtype))
+    hc = HooksCallback(half_stats, is_conv)
+    Learner(cnn(), dls(), lr=0.1, cbs=[TrainCB(), hc, Look()]).fit(1, valid=False)
+    assert seen == [('batch', torch.float16)] * len(dls().train) + [('epoch', torch.float32)]

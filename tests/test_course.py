@@ -69,3 +69,52 @@ def test_course_10_activations_runs_on_minitrain():
     assert not any(m._forward_hooks for m in model.modules())
     assert len(astats) == 5 and all(len(h.stats[2]) == len(ns['dls'].train) for h in astats)
     assert all(m.weight.shape[0] in (8, 16, 32, 64, 10) for m in model.modules() if isinstance(m, nn.Conv2d))
+
+# 11_initializing loads its data three times: as it comes, normalised with the mean and std it measures, and normalised
+# in batches of 256; each becomes the same for a subset of MNIST, so that its ten fits and two finders take seconds
+INIT_DATA = ['''
+from minitrain.data import load_mnist
+from minitrain.training import Dataset, DataLoader
+(x_tr, y_tr), (x_va, y_va), _ = load_mnist()
+x_tr, y_tr, x_va, y_va = x_tr[:3072].view(-1, 1, 28, 28), y_tr[:3072], x_va[:1000].view(-1, 1, 28, 28), y_va[:1000]
+def mnist_dls(bs, tfm=lambda x: x):
+    return DataLoaders(DataLoader(Dataset(tfm(x_tr), y_tr), bs, shuffle=True), DataLoader(Dataset(tfm(x_va), y_va), 2*bs))
+bs = 1024
+dls = mnist_dls(bs)
+dt = dls.train
+xb,yb = next(iter(dt))
+''', '''
+dls = mnist_dls(bs, lambda x: (x - xmean) / xstd)
+xb,yb = next(iter(dls.train))
+''', '''
+dls = mnist_dls(256, lambda x: (x - xmean) / xstd)
+''']
+
+def test_rewrite_replaces_each_data_cell_in_turn():
+    ran = rewrite(code_cells('11_initializing.ipynb'), 'init', INIT_DATA)
+    srcs = [s for _, s in ran]
+    assert [srcs.count(d) for d in INIT_DATA] == [1, 1, 1] and not any('load_dataset' in s or 'from_dd' in s for s in srcs)
+    with pytest.raises(ValueError, match='data cells were not used'): rewrite(code_cells('11_initializing.ipynb'), 'init', INIT_DATA + ['x'])
+    # an exported cell's private helper is not imported: minitrain's lsuv_init has its own
+    assert 'from minitrain.init import lsuv_init' in [s.strip() for s in srcs]
+
+@need_data
+def test_course_11_initializing_runs_on_minitrain():
+    import matplotlib.pyplot as plt
+    from torch import nn
+    ns, printed, failures = run('11_initializing.ipynb', 'init', INIT_DATA)
+    plt.close('all')
+    assert not failures, '\n\n'.join(failures)
+    for n in ['BatchTransformCB', 'GeneralRelu', 'plot_func', 'init_weights', 'lsuv_init', 'conv', 'get_model', 'clean_mem']:
+        assert ns[n].__module__ == 'minitrain.init', n
+    # the last model is minitrain's get_model with PyTorch's batch norm: no bias before a batch norm, one at the end
+    model, astats, learn = ns['model'], ns['astats'], ns['learn']
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert [m.bias is None for m in convs] == [True] * 4 + [False]
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == 4
+    # the notebook normalised its inputs, and LSUV left each GeneralRelu's output at mean 0 and std 1 on a batch
+    assert abs(ns['xb'].mean()) < 0.05 and abs(ns['xb'].std() - 1) < 0.05
+    # ActivationStats on the four GeneralRelus kept one row per training batch of the last fit (2 epochs of 12 batches)
+    assert len(astats) == 4 and all(len(h.stats[0]) == 2 * len(ns['dls'].train) for h in astats)
+    assert not any(m._forward_hooks for m in model.modules())
+    assert float(learn.metrics.all_metrics['accuracy'].compute()) > 0.8
