@@ -114,12 +114,20 @@ class ProgressCB(Callback):
 
 # %% ../nbs/04_progress.ipynb #6e95fe62
 class RecorderCB(Callback):
-    "Every training batch's loss and each validation row of `learn.history`; a plot of them on one batch axis."
+    "Every training batch's loss, each validation row, and `f(self)` for each `f` of `d`; a plot of the run or of `d`."
     order = MetricsCB.order + 1
     reports = True   # it records the run: `capture_preds` leaves it out
-    def before_fit(self, learn): self._losses, self.valid, self.epoch_ends = [], [], []
+    def __init__(self, **d): self.d = d
+
+    def before_fit(self, learn):
+        self._losses, self.valid, self.epoch_ends = [], [], []
+        self.recs = {k: [] for k in self.d}   # the course's: a list of floats for each function of `d`
+        self.pg = learn.opt.param_groups[0] if hasattr(learn.opt, 'param_groups') else None
+
     def after_batch(self, learn):
-        if learn.model.training: self._losses.append(learn.loss.detach())
+        if not learn.model.training: return
+        self._losses.append(learn.loss.detach())
+        for k, f in self.d.items(): self.recs[k].append(float(f(self)))
     def after_epoch(self, learn):
         if learn.model.training: self.epoch_ends.append(len(self._losses))
         else:
@@ -132,8 +140,9 @@ class RecorderCB(Callback):
         return torch.stack(self._losses).float().cpu().tolist() if self._losses else []
 
     def plot(self, fn=None):
-        "Plot the run; save it to `fn` if given. Returns the figure."
+        "Plot the run, or, if it was given functions to record, each of their series; save it to `fn` if given."
         import matplotlib.pyplot as plt
+        if self.d: return self.plot_recs(fn)
         losses = self.losses
         metrics = [k for k in (self.valid[0][1] if self.valid else {}) if k not in ('epoch', 'train', 'loss')]
         fig, axs = plt.subplots(1, 2 if metrics else 1, figsize=(10 if metrics else 6, 3.8),
@@ -159,6 +168,16 @@ class RecorderCB(Callback):
             ax2.legend(loc='upper center', bbox_to_anchor=(0.5, -0.2), ncols=2, frameon=False)
         for a in axs.flat: self._epoch_axis(a)
         ax.legend(loc='upper center', bbox_to_anchor=(0.5, -0.2), ncols=2, frameon=False)
+        if fn: fig.savefig(fn, dpi=100)
+        return fig
+
+    def plot_recs(self, fn=None):
+        "Each recorded series, one axis each, against the training batch. Returns the figure."
+        import matplotlib.pyplot as plt
+        fig, axs = plt.subplots(1, len(self.recs), figsize=(4.5 * len(self.recs), 3.2), layout='constrained', squeeze=False)
+        for ax, (k, v) in zip(axs.flat, self.recs.items()):
+            ax.plot(v, label=k)
+            ax.set(xlabel='training batch', title=k)
         if fn: fig.savefig(fn, dpi=100)
         return fig
 

@@ -118,3 +118,31 @@ def test_course_11_initializing_runs_on_minitrain():
     assert len(astats) == 4 and all(len(h.stats[0]) == 2 * len(ns['dls'].train) for h in astats)
     assert not any(m._forward_hooks for m in model.modules())
     assert float(learn.metrics.all_metrics['accuracy'].compute()) > 0.8
+
+# 12_accel_sgd loads its data once, normalised with the course's constants; a subset, for its eight fits of the CNN
+SGD_DATA = '''
+from minitrain.data import load_mnist
+from minitrain.training import Dataset, DataLoader
+(x_tr, y_tr), (x_va, y_va), _ = load_mnist()
+x_tr, y_tr, x_va, y_va = x_tr[:3072].view(-1, 1, 28, 28), y_tr[:3072], x_va[:1000].view(-1, 1, 28, 28), y_va[:1000]
+bs = 1024
+xmean,xstd = 0.28, 0.35
+def tfm(x): return (x - xmean) / xstd
+dls = DataLoaders(DataLoader(Dataset(tfm(x_tr), y_tr), bs, shuffle=True), DataLoader(Dataset(tfm(x_va), y_va), 2*bs))
+'''
+
+@need_data
+def test_course_12_accel_sgd_runs_on_minitrain():
+    import matplotlib.pyplot as plt
+    ns, printed, failures = run('12_accel_sgd.ipynb', 'sgd', SGD_DATA)
+    plt.close('all')
+    assert not failures, '\n\n'.join(failures)
+    for n in ['BaseSchedCB', 'BatchSchedCB', 'EpochSchedCB', 'HasLearnCB', 'RecorderCB']:
+        assert ns[n].__module__ in ('minitrain.sgd', 'minitrain.progress'), n
+    # the last fit: 1cycle with AdamW over 5 epochs of 3 batches, its rate and beta1 recorded per training batch
+    rec, learn = ns['rec'], ns['learn']
+    assert set(rec.recs) == {'lr', 'mom'} and len(rec.recs['lr']) == 5 * len(ns['dls'].train)
+    assert max(rec.recs['lr']) == pytest.approx(6e-2, rel=0.05) and min(rec.recs['mom']) == pytest.approx(0.85, abs=0.01)
+    assert isinstance(learn.opt, torch.optim.AdamW) and float(learn.metrics.all_metrics['accuracy'].compute()) > 0.8
+    # the course's own SGD, Momentum, RMSProp and Adam, with only step and zero_grad, trained through minitrain's learner
+    assert all(k in ns for k in ['SGD', 'Momentum', 'RMSProp', 'Adam']) and ns['SGD'].__module__ == '__course__'
