@@ -6,7 +6,9 @@ from conftest import make_mnist, run_cli
                                        (['--lr', '0'], '--lr'), (['--nh', '1.5'], '--nh'), (['--seed', 'x'], '--seed'),
                                        (['--plot', '/no/such/folder/h.png'], '--plot'), (['--epochs', 'three'], '--epochs'),
                                        (['--plot', '/tmp'], '--plot'), (['--plot', '/dev/full'], '--plot'), (['--plot', 'fig.txt'], '--plot'),
-                                       (['--seed', '-5'], '--seed'), (['--seed', str(2**32)], '--seed'), (['--device', 'gpu'], '--device')])
+                                       (['--seed', '-5'], '--seed'), (['--seed', str(2**32)], '--seed'), (['--device', 'gpu'], '--device'),
+                                       (['--model', 'resnet'], '--model'), (['--opt', 'lbfgs'], '--opt'), (['--sched', 'cosine'], '--sched'),
+                                       (['--model', 'cnn', '--nh', '10'], '--nh'), (['--model', 'cnn', '--backward', 'manual'], '--backward')])
 def test_bad_options_one_line(args, name):
     r = run_cli(*args)
     assert r.returncode == 2
@@ -63,3 +65,42 @@ def test_bad_data_files_one_line(tmp_path, damage, words):
     r = run_cli('--data', str(folder), '--epochs', '1')
     assert r.returncode == 1 and r.stderr.count('\n') == 1 and 'Traceback' not in r.stderr, r.stderr
     assert words in r.stderr and str(labels) in r.stderr
+
+def test_cnn_recipe_trains_on_small_data(tmp_path):
+    r = run_cli('--model', 'cnn', '--data', str(make_mnist(tmp_path, n_train=11_000)), '--epochs', '2', '--bs', '50',
+                '--device', 'cpu')   # 1,000 training images: 20 steps of 1cycle
+    assert r.returncode == 0 and r.stderr == '', r.stderr
+    lines = r.stdout.splitlines()
+    assert [l.split()[:2] for l in lines[1:-1]] == [['0', 'train'], ['0', 'eval'], ['1', 'train'], ['1', 'eval']]
+    # it learns: the synthetic digits are bars two rows apart, which its 2-pixel shifts blur, so not to 0.9 in 20 steps
+    assert lines[-1].startswith('accuracy ') and float(lines[-1].split()[1]) > 0.5, lines
+
+def test_mlp_with_adam_and_onecycle(tmp_path):
+    data = str(make_mnist(tmp_path, n_train=10_200))
+    r = run_cli('--data', data, '--epochs', '2', '--opt', 'adam', '--sched', 'onecycle', '--lr', '0.01', '--device', 'cpu')
+    assert r.returncode == 0 and r.stderr == '', r.stderr
+    assert float(r.stdout.splitlines()[-1].split()[1]) > 0.9
+    r = run_cli('--data', data, '--epochs', '3', '--opt', 'momentum', '--lr', '0.05', '--device', 'cpu')
+    assert r.returncode == 0 and float(r.stdout.splitlines()[-1].split()[1]) > 0.9, (r.stdout, r.stderr)
+
+def test_fit_model_uses_the_options_optimizer_and_schedule(monkeypatch, tmp_path):
+    "The MLP's plain SGD keeps the training lesson's Optimizer; other choices are the exported ones, with 1cycle as asked."
+    from minitrain import cli, learner
+    from minitrain.training import Optimizer
+    from minitrain.sgd import SGD, Adam, BatchSchedCB
+    seen = []
+    real_fit = learner.Learner.fit
+    def spy(self, *a, **k):
+        seen.append((self.opt_func, [type(c).__name__ for c in self.cbs]))
+        return real_fit(self, *a, **k)
+    monkeypatch.setattr(learner.Learner, 'fit', spy)
+    data = make_mnist(tmp_path, n_train=10_020)
+    import contextlib, io
+    with contextlib.redirect_stdout(io.StringIO()):
+        cli.fit_model('mlp', epochs=1, data=data, device='cpu')
+        cli.fit_model('mlp', epochs=1, data=data, device='cpu', opt='momentum', sched='onecycle', lr=0.05)
+        cli.fit_model('cnn', epochs=1, data=data, device='cpu', bs=1024)
+    assert seen[0][0] is Optimizer and 'BatchSchedCB' not in seen[0][1]
+    assert seen[1][0].func is SGD and seen[1][0].keywords == {'mom': 0.9, 'wd': 0.} and 'BatchSchedCB' in seen[1][1]
+    assert seen[2][0].func is Adam and seen[2][0].keywords == {'wd': 0.01}
+    assert {'BatchSchedCB', 'BatchTransformCB'} <= set(seen[2][1])

@@ -139,3 +139,14 @@ def test_callback_refuses_small_batches_and_metric_objects(monkeypatch):
     dls = DataLoaders(DataLoader(Dataset(x, y), 8), DataLoader(Dataset(x, y), 8))
     with pytest.raises(ValueError, match='metrics must be functions'):
         Learner(MLP(), dls, cbs=[TrainCB(), MetricsCB(Obj()), DistributedCB(device='cpu')]).fit(1)
+
+def test_cli_cnn_recipe_two_processes(mnist, tmp_path):
+    "The CNN recipe under torchrun: the schedule, the shifts and the batch norms on each process's slice of each batch."
+    data = mnist
+    logs = tmp_path/'logs'
+    two = torchrun('--redirects', '3', '--log-dir', str(logs), '-m', 'minitrain.cli', '--model', 'cnn', '--data', str(data),
+                   '--epochs', '2', '--bs', '25', '--device', 'cpu')   # 250 images: 10 steps an epoch
+    assert two.returncode == 0, '\n'.join(open(p).read()[-2000:] for p in glob.glob(str(logs/'**'/'stderr.log'), recursive=True)) + two.stderr[-2000:]
+    out = {int(p.split(os.sep)[-2]): open(p).read() for p in glob.glob(str(logs/'**'/'stdout.log'), recursive=True)}
+    assert sorted(out) == [0, 1] and out[1] == ''
+    assert float(accuracy_line(out[0])[0].split()[1]) > 0.3   # it learns (see test_cli's CNN test for why not more)

@@ -24,6 +24,31 @@ run)
   fit --device cuda --epochs 3 --plot "$out/run_cuda.png" | tail -2
   fit --device cuda --lr-find --plot "$out/lr_cuda.png" | tail -2
   fit --device auto --epochs 1 | tail -1
+  echo "== the CNN recipe, then MixedPrecision (float16 and a gradient scaler) against float32 on cuda"
+  time (fit --device cuda --model cnn --epochs 5 | tee "$out/cnn_cuda.txt" | tail -1)
+  python3 - <<'PY' | tee "$out/mixed_cuda.txt"
+import torch, torch.nn.functional as F
+from minitrain.training import Dataset, DataLoader, set_seed
+from minitrain.learner import Learner, DataLoaders, TrainCB, DeviceCB, Callback, CancelFitException
+from minitrain.sgd import MixedPrecision, Adam
+from minitrain.cli import cnn_model
+g = torch.Generator().manual_seed(0)
+x, y = torch.randn(2048, 1, 28, 28, generator=g), torch.randint(0, 10, (2048,), generator=g)
+dls = DataLoaders(DataLoader(Dataset(x, y), 256), DataLoader(Dataset(x, y), 256))
+def losses(cb):
+    out = []
+    class Keep(Callback):
+        order = 20
+        def after_loss(self, learn): out.append((learn.preds.dtype, learn.loss.item()))
+    set_seed(0)
+    Learner(cnn_model(), dls, F.cross_entropy, 1e-2, opt_func=Adam, cbs=[cb, DeviceCB('cuda'), Keep()]).fit(1, valid=False)
+    return out
+full, mixed = losses(TrainCB()), losses(MixedPrecision())
+print('float32 ', [round(l, 4) for _, l in full], full[0][0])
+print('mixed   ', [round(l, 4) for _, l in mixed], mixed[0][0])
+assert mixed[0][0] == torch.float16 and all(abs(a - b) < 0.05 * max(1, a) for (_, a), (_, b) in zip(full, mixed))
+print('MixedPrecision on cuda: float16, losses within 5% of float32')
+PY
   python3 -m pytest -q -p no:cacheprovider tests/test_learner.py tests/test_api.py 2>&1 | tail -3 ;;
 *) echo "usage: bash tools/gpu_check.sh prepare|run" >&2; exit 2 ;;
 esac
