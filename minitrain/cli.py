@@ -95,7 +95,7 @@ def parser():
     p.add_argument('--sched', choices=['none', 'onecycle'], default=None, help='learning-rate schedule (default: none for the MLP, onecycle for the CNN)')
     p.add_argument('--seed', type=whole_number(0, 2**32 - 1), default=1, help='random seed for the initial weights and the shuffle (default: 1)')
     p.add_argument('--data', type=data_folder, default=None, help='folder holding MNIST (default: $MINITRAIN_DATA, else the project data/ folder)')
-    p.add_argument('--shuffle', action='store_true', help='shuffle the training set each epoch (default: in order, as in the lesson)')
+    p.add_argument('--shuffle', action='store_true', help="shuffle the MLP's training set each epoch (default: in order, as in the lesson; the CNN's is always shuffled)")
     p.add_argument('--device', choices=['auto', 'cpu', 'cuda', 'mps'], default='auto', help='where to train (default: auto, a GPU if there is one)')
     p.add_argument('--backward', choices=['autograd', 'manual'], default='autograd', help="how gradients are computed: PyTorch's autograd, or the hand-written step of the backprop lesson (default: autograd)")
     p.add_argument('--lr-find', action='store_true', help='find a learning rate instead of training; ends with the line "lr <value>"')
