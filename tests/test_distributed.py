@@ -145,8 +145,11 @@ def test_cli_cnn_recipe_two_processes(mnist, tmp_path):
     data = mnist
     logs = tmp_path/'logs'
     two = torchrun('--redirects', '3', '--log-dir', str(logs), '-m', 'minitrain.cli', '--model', 'cnn', '--data', str(data),
-                   '--epochs', '2', '--bs', '25', '--device', 'cpu')   # 250 images: 10 steps an epoch
+                   '--epochs', '2', '--bs', '25', '--device', 'cpu', '--save', str(tmp_path/'cnn.pt'))   # 250 images: 10 steps an epoch
     assert two.returncode == 0, '\n'.join(open(p).read()[-2000:] for p in glob.glob(str(logs/'**'/'stderr.log'), recursive=True)) + two.stderr[-2000:]
     out = {int(p.split(os.sep)[-2]): open(p).read() for p in glob.glob(str(logs/'**'/'stdout.log'), recursive=True)}
     assert sorted(out) == [0, 1] and out[1] == ''
     assert float(accuracy_line(out[0])[0].split()[1]) > 0.3   # it learns (see test_cli's CNN test for why not more)
+    from minitrain.cli import cnn_model   # rank 0 saved the model, which loads without running code
+    assert out[0].splitlines()[-2] == f"saved the model to {tmp_path/'cnn.pt'}"
+    cnn_model().load_state_dict(torch.load(tmp_path/'cnn.pt', weights_only=True))

@@ -122,6 +122,42 @@ def test_plot_into_a_folder_that_cannot_be_written_is_refused_before_training(cl
     one_line(r, 2, 'argument --plot: cannot write /proc/run.png')
     assert r.stdout == '' and time.perf_counter() - t < 30
 
+def test_save_that_cannot_be_written_is_refused_before_training(cli, tmp_path):
+    data = make_mnist(tmp_path/'d', n_train=10_020)
+    for target, words in [('/proc/model.pt', 'argument --save: cannot write /proc/model.pt'),
+                          (str(tmp_path), 'is a folder'), (str(tmp_path/'no'/'m.pt'), 'no folder')]:
+        t = time.perf_counter()
+        r = cli('--data', str(data), '--epochs', '50', '--save', target)
+        one_line(r, 2, words)
+        assert r.stdout == '' and time.perf_counter() - t < 30
+
+def test_save_writes_the_model_that_scored_and_leaves_nothing_else(cli, tmp_path):
+    import torch
+    from minitrain.training import MLP, accuracy
+    from minitrain.data import load_mnist
+    data = make_mnist(tmp_path/'d', n_train=10_020)
+    out = tmp_path/'out'; out.mkdir()
+    r = cli('--data', str(data), '--epochs', '2', '--save', str(out/'m.pt'))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-2] == f"saved the model to {out/'m.pt'}" and [p.name for p in out.iterdir()] == ['m.pt']
+    model = MLP(784, 50, 10)
+    model.load_state_dict(torch.load(out/'m.pt', weights_only=True))
+    _, (xv, yv), _ = load_mnist(data)
+    assert abs(float(accuracy(model(xv), yv)) - float(r.stdout.splitlines()[-1].split()[1])) < 1e-4
+
+def test_sigterm_with_save_leaves_no_model_file(tmp_path):
+    data = make_mnist(tmp_path/'d', n_train=10_020)
+    pt = tmp_path/'out'/'m.pt'; pt.parent.mkdir()
+    code = "import sys; from minitrain.cli import main; sys.exit(main())"
+    p = subprocess.Popen([sys.executable, '-c', code, '--data', str(data), '--epochs', '1000000', '--bs', '1000', '--save', str(pt)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().startswith('epoch')
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+    finally: p.kill()
+    assert p.returncode == 143 and list(pt.parent.iterdir()) == []
+
 @pytest.mark.parametrize('value', ['garbage', 'nan', 'inf', '0', '-5', ''])
 def test_bad_dist_timeout_names_the_variable(cli, tmp_path, value):
     env = {'RANK': '0', 'WORLD_SIZE': '1', 'LOCAL_RANK': '0', 'MINITRAIN_DIST_TIMEOUT': value}
