@@ -84,11 +84,13 @@ class MetricsCB(Callback):
         ms = self.all_metrics.values()
         self.fns = [m for m in ms if isinstance(m, ItemMean) and m.f is not None]   # summed as tensors
         self.objs = [m for m in ms if not isinstance(m, ItemMean)]                  # torcheval-style objects
+        self.learn, self.base, self.open = None, None, False
 
     def _log(self, d): print(d)
-    def before_fit(self, learn): learn.metrics = self
+    def before_fit(self, learn): learn.metrics, self.learn, self.base = self, learn, None
     def before_epoch(self, learn):
         for m in self.all_metrics.values(): m.reset()
+        self.open = True
 
     def after_batch(self, learn):
         preds, y = learn.preds.detach(), learn.batch[-1]
@@ -98,11 +100,16 @@ class MetricsCB(Callback):
         for m in self.fns: m.add(m.f(preds, y), n)
         for m in self.objs: m.update(to_cpu(preds), to_cpu(y))
 
-    def after_epoch(self, learn):
+    def sums(self):
+        "The sum and the count of each mean so far this epoch, over all processes (see `Learner.sum_across`)."
         means = [*self.fns, self.loss]
-        # the one wait of the epoch; then the hook for several processes (see `Learner.sum_across`)
         sums = torch.tensor([[0. if m.sum is None else float(m.sum), m.n] for m in means], dtype=torch.float64)
-        if hasattr(learn, 'sum_across'): sums = learn.sum_across(sums)
+        if hasattr(self.learn, 'sum_across'): sums = self.learn.sum_across(sums)
+        return sums if self.base is None else sums + self.base
+
+    def after_epoch(self, learn):
+        means, sums = [*self.fns, self.loss], self.sums()   # the one wait of the epoch
+        self.base, self.open = None, False
         for m, (s, n) in zip(means, sums.tolist()): m.sum, m.n = s, n
         if self.loss.n == 0: return
         vals = {k: float(m.compute()) for k, m in self.all_metrics.items()}
@@ -112,6 +119,13 @@ class MetricsCB(Callback):
                                   **{k: v for k, v in vals.items() if k != 'loss'}})
         log = {k: f'{v:.3f}' for k, v in vals.items()}
         self._log(log | {'epoch': learn.epoch, 'train': 'train' if training else 'eval'})
+
+    def state_dict(self):
+        "The sums of the epoch under way, for a checkpoint: `{'sums': …}`, or `{}` between epochs."
+        return {'sums': self.sums()} if self.open else {}
+    def load_state_dict(self, state):
+        "Count `state_dict`'s sums in the next epoch's row: a resumed epoch reports all its batches."
+        self.base = state.get('sums')
 
 # %% ../nbs/03_learner.ipynb #943c0596
 def default_device():

@@ -120,7 +120,7 @@ class RecorderCB(Callback):
     def __init__(self, **d): self.d = d
 
     def before_fit(self, learn):
-        self._losses, self.valid, self.epoch_ends = [], [], []
+        self._losses, self.valid, self.epoch_ends, self.earlier = [], [], [], []
         self.recs = {k: [] for k in self.d}   # the course's: a list of floats for each function of `d`
         self.pg = learn.opt.param_groups[0] if hasattr(learn.opt, 'param_groups') else None
 
@@ -129,15 +129,23 @@ class RecorderCB(Callback):
         self._losses.append(learn.loss.detach())
         for k, f in self.d.items(): self.recs[k].append(float(f(self)))
     def after_epoch(self, learn):
-        if learn.model.training: self.epoch_ends.append(len(self._losses))
+        if learn.model.training: self.epoch_ends.append(len(self.earlier) + len(self._losses))
         else:
             history = getattr(learn, 'history', None)
-            if history and not history[-1]['train']: self.valid.append((len(self._losses), history[-1]))
+            if history and not history[-1]['train']: self.valid.append((len(self.earlier) + len(self._losses), history[-1]))
 
     @property
     def losses(self):
         "The training losses, one float per batch."
-        return torch.stack(self._losses).float().cpu().tolist() if self._losses else []
+        return self.earlier + (torch.stack(self._losses).float().cpu().tolist() if self._losses else [])
+
+    def state_dict(self):
+        "What it has recorded, for a checkpoint."
+        return {'losses': self.losses, 'valid': self.valid, 'epoch_ends': self.epoch_ends, 'recs': self.recs}
+    def load_state_dict(self, state):
+        "Go on from what `state_dict` recorded."
+        self.earlier, self._losses = list(state['losses']), []
+        self.valid, self.epoch_ends, self.recs = list(state['valid']), list(state['epoch_ends']), dict(state['recs'])
 
     def plot(self, fn=None):
         "Plot the run, or, if it was given functions to record, each of their series; save it to `fn` if given."

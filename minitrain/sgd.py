@@ -107,6 +107,12 @@ class BaseSchedCB(Callback):
     def before_fit(self, learn): self.schedo = self.sched(learn.opt)
     def _step(self, learn):
         if learn.model.training: self.schedo.step()
+    def state_dict(self):
+        "The scheduler's `state_dict`, for a checkpoint."
+        return self.schedo.state_dict()
+    def load_state_dict(self, state):
+        "Go on from the scheduler's `state_dict`."
+        self.schedo.load_state_dict(state)
 
 class BatchSchedCB(BaseSchedCB):
     "Step the scheduler after each training batch."

@@ -13,6 +13,7 @@ from torch import nn
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 from fastcore.basics import chunked
+from itertools import islice
 
 # %% ../nbs/01_training.ipynb #5174d0fa
 # Argument, target and loss checks used by `Optimizer`, `BatchSampler` and `fit` below; the section "Guard rails" at the end shows them at work.
@@ -166,13 +167,20 @@ def set_seed(seed, deterministic=False):
 
 # %% ../nbs/01_training.ipynb #50b4b7bf
 class Sampler:
-    "The order to visit the `len(ds)` items in: 0, 1, 2, … or, with `shuffle`, a random permutation."
-    def __init__(self, ds, shuffle=False, generator=None):
-        self.n, self.shuffle, self.generator = len(ds), shuffle, generator
+    "The order to visit the `len(ds)` items in: 0, 1, 2, … or, with `shuffle`, a random permutation each pass."
+    def __init__(self, ds, shuffle=False, generator=None, seed=None):
+        self.n, self.shuffle, self.generator, self.seed = len(ds), shuffle, generator, seed
+        self.epoch, self.rng = 0, None   # passes begun; the generator's state when the last one was drawn
     def __len__(self): return self.n
-    def indices(self):
-        "This epoch's order as one tensor."
-        return torch.randperm(self.n, generator=self.generator) if self.shuffle else torch.arange(self.n)
+    def indices(self, rng=None):
+        "The next pass's order as one tensor: drawn from `seed + epoch` if there is a seed, else from the generator."
+        self.epoch += 1
+        if not self.shuffle: return torch.arange(self.n)
+        if self.seed is not None: return torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch - 1))
+        g = self.generator or torch.default_generator
+        self.rng = g.get_state() if rng is None else rng   # kept, so that a checkpoint can draw this pass again
+        if rng is not None: g = torch.Generator().set_state(rng)
+        return torch.randperm(self.n, generator=g)
     def __iter__(self): return iter(self.indices().tolist())
 
 class BatchSampler:
@@ -182,9 +190,11 @@ class BatchSampler:
         self.sampler, self.bs, self.drop_last = sampler, bs, drop_last
     def __len__(self): return len(self.sampler)//self.bs if self.drop_last else math.ceil(len(self.sampler)/self.bs)
     def __iter__(self):
-        if hasattr(self.sampler, 'indices'): batches = self.sampler.indices().split(self.bs)
-        else: batches = chunked(self.sampler, self.bs)
-        for b in batches:
+        if hasattr(self.sampler, 'indices'): return self.batches(self.sampler.indices())
+        return self.batches(chunked(self.sampler, self.bs))
+    def batches(self, order):
+        "The batches of `order`: a tensor of indices, split into batches of `bs`, or batches already made."
+        for b in (order.split(self.bs) if torch.is_tensor(order) else order):
             if len(b) < self.bs and self.drop_last: return
             yield b
 
@@ -204,12 +214,13 @@ def fetch(ds, idxs, collate_fn=None):
 class DataLoader:
     "Iterate over `ds` in batches of `(xb, yb)`, fetching each batch with one index operation when `ds` holds tensors."
     def __init__(self, ds, batch_size=1, shuffle=False, drop_last=False, collate_fn=None, num_workers=0,
-                 generator=None, mp_context=None, timeout=60, bs=None, pin_memory=False):
+                 generator=None, mp_context=None, timeout=60, bs=None, pin_memory=False, seed=None):
         if len(ds) == 0: raise ValueError("DataLoader got an empty dataset")
         if not isinstance(num_workers, int) or num_workers < 0: raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}")
         self.ds, self.collate_fn, self.num_workers = ds, collate_fn, num_workers
         self.mp_context, self.timeout, self.pin_memory = mp_context, timeout, pin_memory
-        self.batchs = BatchSampler(Sampler(ds, shuffle, generator), batch_size if bs is None else bs, drop_last)
+        self.batchs = BatchSampler(Sampler(ds, shuffle, generator, seed), batch_size if bs is None else bs, drop_last)
+        self.pass_, self.done, self.resume = None, 0, None   # the pass under way, its batches given, where to resume
 
     def __len__(self): return len(self.batchs)
 
@@ -217,10 +228,35 @@ class DataLoader:
         if self.num_workers:
             from minitrain.workers import worker_batches
             batches = worker_batches(self)
-        else: batches = (fetch(self.ds, b, self.collate_fn) for b in self.batchs)
-        if not self.pin_memory: yield from batches
+        else: batches = (fetch(self.ds, b, self.collate_fn) for b in self.index_batches())
+        for b in batches:
+            self.done += 1
+            yield tuple(t.pin_memory() if torch.is_tensor(t) else t for t in b) if self.pin_memory else b
+
+    def index_batches(self):
+        "The batches of indices of a new pass; after `load_state_dict`, of the pass it names, from the batch it names."
+        r, self.resume, s = self.resume, None, self.batchs.sampler
+        if r is None: batches = iter(self.batchs)
         else:
-            for b in batches: yield tuple(t.pin_memory() if torch.is_tensor(t) else t for t in b)
+            s.epoch = r['epoch']
+            batches = islice(self.batchs.batches(s.indices(r.get('rng'))), r['batch'], None)   # skipped, never fetched
+        first = next(batches, None)   # drawing the order starts the pass
+        self.pass_, self.done = s.epoch - 1, 0 if r is None else r['batch']
+        if first is not None: yield first
+        yield from batches
+
+    def state_dict(self):
+        "Where the loader is: its pass (`epoch`) and the batches of it given (`batch`); the next pass's start once one ends."
+        s = self.batchs.sampler
+        if self.resume is not None: return dict(self.resume)
+        if self.pass_ is None or self.done >= len(self): return {'epoch': s.epoch, 'batch': 0}
+        st = {'epoch': self.pass_, 'batch': self.done}
+        if s.shuffle and s.seed is None: st['rng'] = s.rng   # the generator's state the order was drawn from
+        return st
+
+    def load_state_dict(self, state):
+        "Make the next pass the one `state` names, starting after the batches it has given: `state_dict`'s inverse."
+        self.resume = {'epoch': int(state['epoch']), 'batch': int(state['batch']), **({'rng': state['rng']} if 'rng' in state else {})}
 
 # %% ../nbs/01_training.ipynb #1680b907
 def evaluate(model, dl, loss_func=F.cross_entropy):

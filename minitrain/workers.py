@@ -28,7 +28,7 @@ def worker_batches(dl):
     ex = ProcessPoolExecutor(dl.num_workers, mp_context=ctx, initializer=_init_worker, initargs=(dl.ds, dl.collate_fn))
     try:
         pending = deque()
-        for b in dl.batchs:
+        for b in dl.index_batches():
             pending.append(ex.submit(_fetch_in_worker, b))
             if len(pending) < 2*dl.num_workers: continue
             yield pending.popleft().result(timeout=dl.timeout)

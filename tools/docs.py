@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT/'tools'))
-MODULES = ['data', 'training', 'workers', 'learner', 'progress', 'backprop', 'activations', 'init', 'sgd', 'distributed', 'cli']
+MODULES = ['data', 'training', 'workers', 'learner', 'progress', 'backprop', 'activations', 'init', 'sgd', 'checkpoint', 'distributed', 'cli']
 MATHJAX = 'mathjax@3.2.2'
 # Outputs wrap, so that a reader sees a whole message, row or tensor without scrolling sideways; code keeps its lines.
 # The article takes the width the sidebars leave, and code a slightly smaller font, so that a line of about 100

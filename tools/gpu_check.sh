@@ -49,6 +49,14 @@ print('mixed   ', [round(l, 4) for _, l in mixed], mixed[0][0])
 assert mixed[0][0] == torch.float16 and all(abs(a - b) < 0.05 * max(1, a) for (_, a), (_, b) in zip(full, mixed))
 print('MixedPrecision on cuda: float16, losses within 5% of float32')
 PY
+  echo "== a checkpointed CUDA run stopped by SIGTERM and resumed, against an uninterrupted one (torch.equal)"
+  ck=$(mktemp -d)
+  fit --device cuda --epochs 2 --shuffle --save "$ck/A.pt" | tail -1
+  fit --device cuda --epochs 2 --shuffle --checkpoint "$ck/D" --checkpoint-every 50 --save "$ck/B.pt" & pid=$!
+  for i in $(seq 1 300); do ls "$ck/D"/*.pt >/dev/null 2>&1 && break; sleep 0.1; done
+  kill -TERM $pid; wait $pid || echo "exit status $? (143 expected)"
+  fit --device cuda --epochs 2 --shuffle --checkpoint "$ck/D" --checkpoint-every 50 --save "$ck/B.pt" | tail -1
+  python3 -c "import sys, torch; a, b = (torch.load(f, weights_only=True) for f in sys.argv[1:]); print('same tensors:', all(torch.equal(a[k], b[k]) for k in a))" "$ck/A.pt" "$ck/B.pt" | tee "$out/resume_cuda.txt"
   python3 -m pytest -q -p no:cacheprovider tests/test_learner.py tests/test_api.py 2>&1 | tail -3 ;;
 *) echo "usage: bash tools/gpu_check.sh prepare|run" >&2; exit 2 ;;
 esac

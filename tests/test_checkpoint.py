@@ -1,0 +1,367 @@
+"""Checkpoints and exact resumes: the library's pieces, then `minitrain-fit --checkpoint` killed for real (SIGKILL, SIGTERM,
+Ctrl-C) and resumed, a damaged newest checkpoint, refusals, and torchrun restarts. Every wait is bounded."""
+import os, random, re, shutil, signal, subprocess, sys, time
+from pathlib import Path
+import pytest, torch
+import torch.nn.functional as F
+from hypothesis import given, settings, strategies as st
+from torch import nn
+from conftest import make_mnist
+from minitrain.training import Dataset, DataLoader, accuracy, set_seed
+from minitrain.learner import Learner, DataLoaders, TrainCB, MetricsCB, Callback
+from minitrain.progress import RecorderCB
+from minitrain.checkpoint import (CheckpointCB, CheckpointError, DamagedCheckpoint, BackgroundWriter, RunStopped, checkpoints,
+                                  find_checkpoint, read_checkpoint, rng_states, set_rng_states, to_bytes)
+
+CLI = [sys.executable, '-c', 'import sys; from minitrain.cli import main; sys.exit(main())']
+TORCHRUN = [sys.executable, '-m', 'torch.distributed.run']
+
+# ---------------------------------------------------------------- the loader's position
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 60), bs=st.integers(1, 13), drop_last=st.booleans(), shuffle=st.booleans(),
+       seed=st.one_of(st.none(), st.integers(0, 2**31)), stop=st.integers(0, 12), passes=st.integers(0, 2))
+def test_loader_resumes_where_it_was(n, bs, drop_last, shuffle, seed, stop, passes):
+    "Any loader, stopped after any batch of any pass, resumed in a new loader: the same batches follow, pass by pass."
+    if drop_last and n < bs: return   # no batches at all
+    ds = Dataset(torch.arange(n) * 10, torch.arange(n))
+    def loader(): return DataLoader(ds, bs, shuffle=shuffle, drop_last=drop_last, seed=seed)
+    torch.manual_seed(0)
+    ref_dl = loader(); ref = [[y.tolist() for _, y in ref_dl] for _ in range(passes + 3)]
+    torch.manual_seed(0)
+    dl = loader()
+    for _ in range(passes): list(dl)
+    stop = min(stop, len(dl))
+    it = iter(dl)
+    for _ in range(stop): next(it)
+    state, rng = dl.state_dict(), torch.get_rng_state()
+    dl2 = loader(); dl2.load_state_dict(state); torch.set_rng_state(rng)
+    first, second = [y.tolist() for _, y in dl2], [y.tolist() for _, y in dl2]
+    assert first == (ref[passes][stop:] if stop < len(dl) else ref[passes + 1])   # the rest of the pass, or the next one
+    assert second == ref[passes + 1 + (stop == len(dl))]
+
+def test_seeded_pass_is_a_permutation_of_seed_plus_epoch():
+    ds = Dataset(torch.arange(30), torch.arange(30))
+    dl = DataLoader(ds, 30, shuffle=True, seed=7)
+    for p in range(3):
+        assert torch.equal(next(iter(dl))[1], torch.randperm(30, generator=torch.Generator().manual_seed(7 + p)))
+    assert torch.equal(next(iter(DataLoader(ds, 30)))[1], torch.arange(30))   # unshuffled: in order, as ever
+
+def test_skipped_batches_are_not_fetched():
+    fetched = []
+    class Counting(Dataset):
+        def __getitem__(self, i): fetched.append(i); return super().__getitem__(i)
+    dl = DataLoader(Counting(torch.arange(100), torch.arange(100)), 10, shuffle=True, seed=0)
+    dl.load_state_dict({'epoch': 0, 'batch': 7})
+    assert len(list(dl)) == 3 and len(fetched) == 30
+
+def test_loader_with_workers_resumes():
+    ds = Dataset(torch.arange(40.), torch.arange(40))
+    ref = [y for _, y in DataLoader(ds, 6, shuffle=True, seed=3)]
+    dl = DataLoader(ds, 6, shuffle=True, seed=3, num_workers=2)
+    dl.load_state_dict({'epoch': 0, 'batch': 4})
+    assert [y.tolist() for _, y in dl] == [y.tolist() for y in ref[4:]]
+
+# ---------------------------------------------------------------- generators, copies, files
+
+def test_rng_state_survives_a_weights_only_load(tmp_path):
+    import numpy as np
+    random.random(); np.random.rand(); torch.rand(1)
+    torch.save(rng_states(), tmp_path/'rng.pt')
+    want = (random.random(), np.random.rand(5).tolist(), torch.rand(5).tolist(), torch.randn(3).tolist())
+    set_rng_states(torch.load(tmp_path/'rng.pt', weights_only=True))
+    assert (random.random(), np.random.rand(5).tolist(), torch.rand(5).tolist(), torch.randn(3).tolist()) == want
+
+def test_to_bytes_is_a_copy_taken_now():
+    import io
+    w = torch.ones(4); opt_like = {'state': {0: {'buf': w}}, 'groups': [{'lr': 0.1, 'betas': (0.9, 0.99)}]}
+    b = to_bytes(opt_like); w.mul_(3)
+    s = torch.load(io.BytesIO(b), weights_only=True)
+    assert s['state'][0]['buf'].tolist() == [1.] * 4 and s['groups'][0]['betas'] == (0.9, 0.99)
+
+def test_background_writer_raises_a_failed_write_later(tmp_path):
+    bw = BackgroundWriter()
+    def fail(): raise OSError('disk full')
+    bw.submit(fail)
+    with pytest.raises(OSError, match='disk full'): bw.submit(lambda: None)
+    bw.wait()   # the error was raised once, and the writer goes on
+
+def test_read_checkpoint_refusals(tmp_path):
+    torch.save({'format': 1, 'model': {}}, tmp_path/'ok.pt')
+    assert read_checkpoint(tmp_path/'ok.pt')['format'] == 1
+    torch.save({'format': 2, 'model': {}}, tmp_path/'new.pt')
+    with pytest.raises(CheckpointError, match='format 2, newer than 1') as e: read_checkpoint(tmp_path/'new.pt')
+    assert not isinstance(e.value, DamagedCheckpoint) and e.value.key == 'format'
+    (tmp_path/'cut.pt').write_bytes((tmp_path/'ok.pt').read_bytes()[:40])
+    for bad in ('cut.pt',):
+        with pytest.raises(DamagedCheckpoint, match='cannot be read'): read_checkpoint(tmp_path/bad)
+    class Evil:
+        def __reduce__(self): return (os.system, ('echo ran',))
+    torch.save({'format': 1, 'model': Evil()}, tmp_path/'evil.pt')
+    with pytest.raises(DamagedCheckpoint): read_checkpoint(tmp_path/'evil.pt')   # weights_only: refused, never run
+
+# ---------------------------------------------------------------- the callback, in this process
+
+def small_run(folder=None, cbs=(), epochs=3, every=5, loader=DataLoader, **kw):
+    set_seed(0)
+    x = torch.randn(300, 12); y = (x[:, 0] + x[:, 1] > 0).long()
+    dls = DataLoaders(loader(Dataset(x, y), 16, shuffle=True), loader(Dataset(x, y), 64))
+    model = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 2))
+    rec = RecorderCB()
+    extra = [CheckpointCB(folder, every=every, **kw)] if folder else []
+    learn = Learner(model, dls, F.cross_entropy, 0.1, cbs=[TrainCB(), MetricsCB(accuracy=accuracy), rec, *extra, *cbs],
+                    opt_func=lambda ps, lr: torch.optim.SGD(ps, lr, momentum=0.9))
+    return learn, rec
+
+class Crash(Exception): pass
+class CrashCB(Callback):
+    order = 200   # after the checkpoint callback: the batch it saved is the last one done
+    def __init__(self, n): self.n, self.seen = n, 0
+    def after_batch(self, learn):
+        self.seen += learn.model.training
+        if self.seen == self.n: raise Crash()
+
+def params(learn): return [p.detach().clone() for p in learn.model.parameters()]
+
+@pytest.mark.parametrize('n', [1, 5, 19, 20, 21, 38, 40, 57])
+def test_crash_anywhere_resumes_exactly(tmp_path, n):
+    ref, rec0 = small_run(); row = ref.fit(3)
+    learn, _ = small_run(tmp_path, [CrashCB(n)])
+    with pytest.raises(Crash): learn.fit(3)
+    learn, rec = small_run(tmp_path)
+    assert learn.fit(3) == pytest.approx(row)
+    assert all(torch.equal(a, b) for a, b in zip(params(learn), params(ref)))
+    assert rec.losses == rec0.losses and [v[0] for v in rec.valid] == [v[0] for v in rec0.valid]
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ['epoch2-batch15.pt', 'epoch3-batch0.pt'], names   # the newest two, nothing else
+
+def test_keep_and_finished_run_and_extension(tmp_path):
+    learn, _ = small_run(tmp_path, keep=3); learn.fit(2)
+    assert [c[:2] for c in checkpoints(tmp_path)] == [(1, 10), (1, 15), (2, 0)]   # 19 batches an epoch: 5, 10, 15, then the end
+    learn, _ = small_run(tmp_path); row = learn.fit(2)   # finished: nothing to train, the same last row
+    assert row['epoch'] == 1 and not row['train']
+    with pytest.raises(CheckpointError, match='past 1 epochs'): small_run(tmp_path)[0].fit(1)
+
+def test_damaged_newest_is_passed_over_and_moved_aside(tmp_path, capsys):
+    ref, _ = small_run(); ref.fit(3)
+    learn, _ = small_run(tmp_path, [CrashCB(33)])
+    with pytest.raises(Crash): learn.fit(3)
+    newest = checkpoints(tmp_path)[-1][-1]
+    assert newest.name == 'epoch1-batch14.pt' or newest.name.startswith('epoch1-batch1')
+    newest.write_bytes(newest.read_bytes()[:100])
+    learn, _ = small_run(tmp_path, every=7)   # another spacing: the damaged file's position is not written again
+    learn.fit(3)
+    err = capsys.readouterr().err
+    assert err.count(str(newest)) == 1 and 'continuing from the one before it' in err
+    assert all(torch.equal(a, b) for a, b in zip(params(learn), params(ref)))
+    assert (tmp_path/f'.{newest.name}.abandoned').exists() and not newest.exists()
+
+def test_refusals_before_training(tmp_path):
+    learn, _ = small_run(tmp_path, config={'lr': 0.1}); learn.fit(1)
+    with pytest.raises(CheckpointError, match=r"lr=0.1, not 0.2") as e: small_run(tmp_path, config={'lr': 0.2})[0].fit(2)
+    assert e.value.key == 'lr'
+    set_seed(0)
+    other = Learner(nn.Linear(12, 2), small_run()[0].dls, cbs=[TrainCB(), CheckpointCB(tmp_path, config={'lr': 0.1})])
+    with pytest.raises(CheckpointError, match='another model'): other.fit(2)
+    with pytest.raises(ValueError, match='needs a training loader that can say where it is'):
+        small_run(tmp_path/'t', loader=torch.utils.data.DataLoader)[0].fit(1)
+
+def test_stop_request_writes_then_raises(tmp_path):
+    ref, _ = small_run(); ref.fit(3)
+    learn, _ = small_run(tmp_path)
+    ck = next(cb for cb in learn.cbs if isinstance(cb, CheckpointCB))
+    class Ask(Callback):
+        order = 50
+        def after_batch(self, learn):
+            if learn.model.training and learn.epoch == 1 and learn.iter == 2: ck.stop = 'SIGTERM'
+    with pytest.raises(RunStopped) as e: learn.fit(3, cbs=Ask())
+    assert e.value.path.name == 'epoch1-batch3.pt' and e.value.reason == 'SIGTERM' and e.value.path.exists()
+    learn, _ = small_run(tmp_path); learn.fit(3)
+    assert all(torch.equal(a, b) for a, b in zip(params(learn), params(ref)))
+
+def test_learn_save_load(tmp_path):
+    learn, _ = small_run(); learn.fit(1)
+    learn.save(tmp_path/'m.pt')
+    state = torch.load(tmp_path/'m.pt', weights_only=True)
+    assert sorted(state) == ['format', 'model', 'opt']
+    other, _ = small_run(); other.load(tmp_path/'m.pt')
+    assert all(torch.equal(a, b) for a, b in zip(params(other), params(learn)))
+    seen = {}
+    class Look(Callback):
+        order = 50
+        def before_fit(self, learn): seen.update(lr=learn.opt.param_groups[0]['lr'], bufs=len(learn.opt.state))
+    other.fit(1, lr=0.05, cbs=Look())
+    assert seen == {'lr': 0.05, 'bufs': 4}   # momentum restored, the fit's own rate kept
+    with pytest.raises(CheckpointError, match='another model'):
+        Learner(nn.Linear(3, 2), learn.dls, cbs=TrainCB()).load(tmp_path/'m.pt')
+
+def test_find_checkpoint_on_empty_and_missing_folders(tmp_path):
+    assert find_checkpoint(tmp_path) == (None, None) and find_checkpoint(tmp_path/'no') == (None, None)
+
+# ---------------------------------------------------------------- the command line, killed for real
+
+@pytest.fixture(scope='module')
+def mnist(tmp_path_factory): return make_mnist(tmp_path_factory.mktemp('data'), n_train=60_000, n_test=1_000)
+
+def fit_args(mnist, *more): return ['--data', str(mnist), '--epochs', '2', '--shuffle', '--device', 'cpu', *more]
+
+def cli(*args, timeout=120, **kw): return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, **kw)
+
+def start(*args, cmd=CLI):
+    return subprocess.Popen([*cmd, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+def wait_for_checkpoint(folder, p, timeout=60):
+    t = time.monotonic()
+    while not checkpoints(folder):
+        assert p.poll() is None, p.communicate()
+        assert time.monotonic() - t < timeout, 'no checkpoint appeared'
+        time.sleep(0.02)
+
+def same_tensors(a, b):
+    a, b = torch.load(a, weights_only=True), torch.load(b, weights_only=True)
+    return sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+def accuracy_of(out): return [l for l in out.splitlines() if l.startswith('accuracy ')]
+
+@pytest.fixture(scope='module')
+def reference(mnist, tmp_path_factory):
+    a = tmp_path_factory.mktemp('ref')/'A.pt'
+    r = cli(*fit_args(mnist, '--save', str(a)))
+    assert r.returncode == 0, r.stderr
+    return a, accuracy_of(r.stdout)
+
+def visible(folder): return sorted(f.name for f in folder.iterdir() if not f.name.startswith('.'))
+
+def test_sigkill_then_resume_is_exact(mnist, reference, tmp_path):
+    d, b = tmp_path/'D', tmp_path/'B.pt'
+    p = start(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)))
+    wait_for_checkpoint(d, p)
+    time.sleep(random.uniform(0, 0.6))
+    os.killpg(p.pid, signal.SIGKILL); p.communicate(timeout=30)
+    assert p.returncode == -signal.SIGKILL, 'the run ended before it was killed: nothing was tested'
+    assert all(re.fullmatch(r'epoch\d+-batch\d+\.pt', n) for n in visible(d)) and not b.exists()
+    t0 = time.monotonic()
+    r = cli(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)))
+    assert r.returncode == 0, r.stderr
+    assert re.search(r'^minitrain-fit: resuming from epoch \d+, batch \d+$', r.stderr, re.M), r.stderr
+    assert same_tensors(b, reference[0]) and accuracy_of(r.stdout) == reference[1]
+    assert visible(d) == ['epoch1-batch1000.pt', 'epoch2-batch0.pt']
+    print(f'resumed run: {time.monotonic() - t0:.1f}s')
+
+@pytest.mark.parametrize('sig,status', [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_and_ctrl_c_write_a_checkpoint_and_exit(mnist, reference, tmp_path, sig, status):
+    d, b = tmp_path/'D', tmp_path/'B.pt'
+    p = start(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)))
+    wait_for_checkpoint(d, p)
+    time.sleep(random.uniform(0, 0.4))
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == status, err
+    assert err.count('\n') == 1 and 'run the same command to continue' in err and 'Traceback' not in err, err
+    saved = Path(re.search(r'saved in (\S+):', err)[1])
+    assert saved.exists() and saved == checkpoints(d)[-1][-1]
+    r = cli(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)))
+    assert r.returncode == 0, r.stderr
+    assert same_tensors(b, reference[0]) and accuracy_of(r.stdout) == reference[1]
+
+def test_damaged_newest_checkpoint_on_the_command_line(mnist, reference, tmp_path):
+    d, b = tmp_path/'D', tmp_path/'B.pt'
+    p = start(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)))
+    t = time.monotonic()
+    while len(checkpoints(d)) < 2 and time.monotonic() - t < 60: time.sleep(0.02)
+    os.killpg(p.pid, signal.SIGKILL); p.communicate(timeout=30)
+    newest = checkpoints(d)[-1][-1]
+    newest.write_bytes(newest.read_bytes()[:5000])
+    r = cli(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)))
+    assert r.returncode == 0, r.stderr
+    warning = [l for l in r.stderr.splitlines() if 'warning' in l]
+    assert len(warning) == 1 and str(newest) in warning[0], r.stderr
+    assert same_tensors(b, reference[0]) and accuracy_of(r.stdout) == reference[1]
+
+def test_refusals_on_the_command_line(mnist, tmp_path):
+    d = tmp_path/'D'
+    def small(epochs, *more): return cli('--data', str(mnist), '--epochs', str(epochs), '--bs', '500', '--device', 'cpu',
+                                         '--checkpoint', str(d), *more)
+    assert small(1).returncode == 0
+    for more, words in [(['--lr', '0.1'], 'argument --lr: '), (['--shuffle'], 'argument --shuffle: '), (['--nh', '20'], 'argument --nh: '),
+                        (['--seed', '2'], 'argument --seed: '), (['--opt', 'adam'], 'argument --opt: '),
+                        (['--model', 'cnn'], 'argument --model: ')]:
+        r = small(1, *more)
+        assert r.returncode == 2 and r.stderr.count('\n') == 1 and words in r.stderr and r.stdout == '', (more, r.stderr)
+    torch.save({'format': 99, 'model': {}}, d/'epoch7-batch0.pt')
+    r = small(9)
+    assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'format 99' in r.stderr, r.stderr
+    (d/'epoch7-batch0.pt').unlink()
+    r = cli('--checkpoint-every', '5', '--data', str(mnist))
+    assert r.returncode == 2 and '--checkpoint-every' in r.stderr
+    (tmp_path/'f').write_text('')
+    r = cli('--checkpoint', str(tmp_path/'f'), '--data', str(mnist))
+    assert r.returncode == 2 and 'is a file' in r.stderr
+    r = small(3)   # a finished run, extended: --epochs may differ (no 1cycle here)
+    assert r.returncode == 0 and 'resuming from epoch 1, batch 0' in r.stderr, r.stderr
+
+def test_onecycle_total_is_configuration(mnist, tmp_path):
+    d = tmp_path/'D'
+    small = ['--data', str(mnist), '--bs', '500', '--device', 'cpu', '--sched', 'onecycle', '--checkpoint', str(d)]
+    assert cli(*small, '--epochs', '1').returncode == 0
+    r = cli(*small, '--epochs', '2')
+    assert r.returncode == 2 and 'argument --epochs:' in r.stderr, r.stderr
+
+# ---------------------------------------------------------------- torchrun: restarts and other world sizes
+
+def children(pid):
+    "The processes whose parent is `pid`."
+    kids = []
+    for s in Path('/proc').glob('[0-9]*/stat'):
+        try: fields = s.read_text().rsplit(')', 1)[1].split()
+        except OSError: continue
+        if int(fields[1]) == pid: kids.append(int(s.parent.name))
+    return kids
+
+@pytest.mark.parametrize('form', ['no-python', 'module'])
+def test_torchrun_restart_continues_from_the_checkpoint(mnist, tmp_path, form):
+    if form == 'no-python':
+        exe = shutil.which('minitrain-fit') or str(Path(sys.executable).parent/'minitrain-fit')
+        prog = ['--no-python', exe]
+    else: prog = ['-m', 'minitrain.cli']
+    run = lambda *more: [*TORCHRUN, '--standalone', '--nproc-per-node', '2', *more, *prog]
+    ref = tmp_path/'ref.pt'
+    r = subprocess.run([*run(), *fit_args(mnist, '--save', str(ref))], capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-2000:]
+    d, b = tmp_path/'D', tmp_path/'B.pt'
+    p = start(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)),
+              cmd=run('--max-restarts', '1', '--redirects', '3', '--log-dir', str(tmp_path/'logs')))
+    wait_for_checkpoint(d, p)
+    time.sleep(random.uniform(0, 0.5))
+    workers = children(p.pid)
+    assert len(workers) == 2
+    os.kill(max(workers), signal.SIGKILL)   # one worker dies; torchrun restarts both
+    out, err = p.communicate(timeout=180)
+    assert p.returncode == 0, err[-3000:]
+    logs = {str(f.relative_to(tmp_path)): f.read_text() for f in (tmp_path/'logs').rglob('stderr.log')}
+    assert any('attempt_1' in k and 'resuming from epoch' in v for k, v in logs.items()), logs
+    a, c = torch.load(ref, weights_only=True), torch.load(b, weights_only=True)
+    assert max((a[k] - c[k]).abs().max().item() for k in a) <= 1e-6
+
+def test_resume_on_another_number_of_processes(mnist, tmp_path):
+    d = tmp_path/'D'
+    args = ['--data', str(mnist), '--epochs', '1', '--shuffle', '--device', 'cpu', '--checkpoint', str(d), '--checkpoint-every', '50']
+    p = start(*args, cmd=[*TORCHRUN, '--standalone', '--nproc-per-node', '2', '-m', 'minitrain.cli'])
+    wait_for_checkpoint(d, p)
+    time.sleep(random.uniform(0, 0.5))
+    for w in children(p.pid): os.killpg(w, signal.SIGKILL)   # torchrun starts each worker in a process group of its own
+    os.killpg(p.pid, signal.SIGKILL); p.communicate(timeout=30)
+    r = cli(*args, '--save', str(tmp_path/'B.pt'))
+    assert r.returncode == 0 and 'resuming from epoch 0' in r.stderr, r.stderr
+    r = cli(*args[:-4], '--save', str(tmp_path/'A.pt'))
+    assert r.returncode == 0
+    a, b = torch.load(tmp_path/'A.pt', weights_only=True), torch.load(tmp_path/'B.pt', weights_only=True)
+    assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-4
+
+def test_star_import_leaves_pytorch_and_builtin_names_alone():
+    import builtins, torch.nn.functional as F_, torch.optim as optim_
+    ns = {}
+    exec('from minitrain.checkpoint import *', ns)
+    names = {k for k in ns if k != '__builtins__'}
+    assert {'CheckpointCB', 'rng_states', 'write_atomically', 'find_checkpoint'} <= names
+    for mod in (torch, nn, F_, optim_, builtins): assert not names & set(dir(mod)), (mod, names & set(dir(mod)))
