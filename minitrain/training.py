@@ -229,9 +229,11 @@ class DataLoader:
             from minitrain.workers import worker_batches
             batches = worker_batches(self)
         else: batches = (fetch(self.ds, b, self.collate_fn) for b in self.index_batches())
-        for b in batches:
-            self.done += 1
-            yield tuple(t.pin_memory() if torch.is_tensor(t) else t for t in b) if self.pin_memory else b
+        try:
+            for b in batches:
+                self.done += 1
+                yield tuple(t.pin_memory() if torch.is_tensor(t) else t for t in b) if self.pin_memory else b
+        finally: batches.close()   # a loop that stops early stops the workers at once
 
     def index_batches(self):
         "The batches of indices of a new pass; after `load_state_dict`, of the pass it names, from the batch it names."
