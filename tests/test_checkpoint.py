@@ -11,7 +11,7 @@ from minitrain.training import Dataset, DataLoader, accuracy, set_seed
 from minitrain.learner import Learner, DataLoaders, TrainCB, MetricsCB, Callback
 from minitrain.progress import RecorderCB
 from minitrain.checkpoint import (CheckpointCB, CheckpointError, DamagedCheckpoint, BackgroundWriter, RunStopped, checkpoints,
-                                  find_checkpoint, read_checkpoint, rng_states, set_rng_states, to_bytes)
+                                  find_checkpoint, read_checkpoint, rng_states, set_rng_states, snapshot)
 
 CLI = [sys.executable, '-c', 'import sys; from minitrain.cli import main; sys.exit(main())']
 TORCHRUN = [sys.executable, '-m', 'torch.distributed.run']
@@ -72,12 +72,10 @@ def test_rng_state_survives_a_weights_only_load(tmp_path):
     set_rng_states(torch.load(tmp_path/'rng.pt', weights_only=True))
     assert (random.random(), np.random.rand(5).tolist(), torch.rand(5).tolist(), torch.randn(3).tolist()) == want
 
-def test_to_bytes_is_a_copy_taken_now():
-    import io
-    w = torch.ones(4); opt_like = {'state': {0: {'buf': w}}, 'groups': [{'lr': 0.1, 'betas': (0.9, 0.99)}]}
-    b = to_bytes(opt_like); w.mul_(3)
-    s = torch.load(io.BytesIO(b), weights_only=True)
-    assert s['state'][0]['buf'].tolist() == [1.] * 4 and s['groups'][0]['betas'] == (0.9, 0.99)
+def test_snapshot_shares_no_memory():
+    w = torch.ones(4); opt_like = {'state': {0: {'buf': w}}, 'groups': [{'lr': 0.1, 'betas': (0.9, 0.99), 'params': [0]}]}
+    s = snapshot(opt_like); w.mul_(3); opt_like['groups'][0]['params'].append(1)
+    assert s['state'][0]['buf'].tolist() == [1.] * 4 and s['groups'][0] == {'lr': 0.1, 'betas': (0.9, 0.99), 'params': [0]}
 
 def test_background_writer_raises_a_failed_write_later(tmp_path):
     bw = BackgroundWriter()
