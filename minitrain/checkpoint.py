@@ -4,12 +4,12 @@
 
 # %% auto #0
 __all__ = ['FORMAT', 'rng_states', 'set_rng_states', 'why_unreadable', 'write_atomically', 'snapshot', 'CheckpointError',
-           'DamagedCheckpoint', 'read_checkpoint', 'unwrap', 'check_model', 'check_config', 'opt_state',
-           'load_opt_state', 'OptStateCB', 'checkpoint_name', 'checkpoints', 'find_checkpoint', 'BackgroundWriter',
-           'RunStopped', 'CheckpointCB']
+           'DamagedCheckpoint', 'read_checkpoint', 'unwrap', 'check_model', 'check_position', 'check_config',
+           'opt_state', 'load_opt_state', 'OptStateCB', 'checkpoint_name', 'checkpoints', 'find_checkpoint',
+           'BackgroundWriter', 'RunStopped', 'CheckpointCB']
 
-# %% ../nbs/09_checkpoint.ipynb #4eded339
-import io, os, queue, random, re, sys, tempfile, threading
+# %% ../nbs/09_checkpoint.ipynb #b6f8c006
+import os, queue, random, re, sys, tempfile, threading
 from pathlib import Path
 import numpy as np, torch
 import torch.distributed as dist
@@ -18,7 +18,7 @@ from .data import usual_mode
 from .learner import Callback, Learner, get_lr, set_lr
 from .progress import is_main_process
 
-# %% ../nbs/09_checkpoint.ipynb #a42549f2
+# %% ../nbs/09_checkpoint.ipynb #fba2693f
 def rng_states():
     "The state of Python's, numpy's and PyTorch's generators, as tensors, numbers and lists."
     version, internal, gauss = random.getstate()
@@ -39,14 +39,14 @@ def set_rng_states(s):
     torch.set_rng_state(s['torch'])
     if 'cuda' in s and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s['cuda'])
 
-# %% ../nbs/09_checkpoint.ipynb #bd0bed02
+# %% ../nbs/09_checkpoint.ipynb #064987a0
 def why_unreadable(e):
     "The line of a failed `torch.load`'s message that says why: it runs to paragraphs."
     lines = [l.strip() for l in str(e).splitlines() if l.strip()] or [type(e).__name__]
     line = next((l for l in lines if l.startswith('WeightsUnpickler error:')), lines[0])
     return line.removeprefix('WeightsUnpickler error: ').split('. ')[0]
 
-# %% ../nbs/09_checkpoint.ipynb #ecb18f23
+# %% ../nbs/09_checkpoint.ipynb #cb7e9cd8
 def write_atomically(fn, write):
     "`write(tmp)` to a temporary file beside `fn`, flush it to the disk, rename it `fn`."
     p = Path(fn)
@@ -60,7 +60,7 @@ def write_atomically(fn, write):
         os.replace(tmp, p)
     finally: Path(tmp).unlink(missing_ok=True)
 
-# %% ../nbs/09_checkpoint.ipynb #06a0179b
+# %% ../nbs/09_checkpoint.ipynb #aab22c19
 def snapshot(x):
     "A copy of `x` (tensors, and dicts, lists and tuples of them) on the CPU, that training cannot change."
     if torch.is_tensor(x): return x.detach().to('cpu', copy=True)
@@ -68,7 +68,7 @@ def snapshot(x):
     if isinstance(x, (list, tuple)): return type(x)(snapshot(o) for o in x)
     return x
 
-# %% ../nbs/09_checkpoint.ipynb #f18c1d5d
+# %% ../nbs/09_checkpoint.ipynb #8020cf82
 FORMAT = 1   # the checkpoint format this version writes and reads
 
 class CheckpointError(ValueError):
@@ -94,7 +94,7 @@ def read_checkpoint(path):
                               'format')
     return state
 
-# %% ../nbs/09_checkpoint.ipynb #7076f9af
+# %% ../nbs/09_checkpoint.ipynb #5914e22a
 def unwrap(model):
     "The model in a wrapper that keeps it as `.module` (DDP, `DataParallel`), else `model`."
     inner = getattr(model, 'module', None)
@@ -112,6 +112,13 @@ def check_model(state, model, where='the checkpoint'):
     extra = [k for k in theirs if k not in mine]
     if extra: raise differs(f"this model has no {extra[0]}")
 
+def check_position(state, n_epochs, where='the checkpoint'):
+    "Raise `CheckpointError` if `state` has trained further than `n_epochs` epochs."
+    e, b = state['epoch'], state['batch']
+    if e > n_epochs or (e == n_epochs and b > 0):
+        raise CheckpointError(f"{where} holds a run already past epoch {n_epochs}: ask for more "
+                              f"epochs to extend it", 'epochs')
+
 def check_config(state, config, where='the checkpoint'):
     "Raise `CheckpointError` naming the first setting that differs from `config`."
     saved = state.get('config', {})
@@ -120,7 +127,7 @@ def check_config(state, config, where='the checkpoint'):
             was, now = saved.get(k), config.get(k)
             raise CheckpointError(f"{where} is a run with {k}={was!r}, not {now!r}", k)
 
-# %% ../nbs/09_checkpoint.ipynb #8337c5dc
+# %% ../nbs/09_checkpoint.ipynb #dee6de2d
 def opt_state(opt):
     "The optimizer's `state_dict`; for one without (the training lesson's), its rate."
     return opt.state_dict() if hasattr(opt, 'state_dict') else {'lr': get_lr(opt)}
@@ -137,7 +144,7 @@ def save(self: Learner, path, with_opt=True):
     if with_opt and self.opt is not None: state['opt'] = opt_state(self.opt)
     write_atomically(path, lambda tmp: torch.save(state, tmp))
 
-# %% ../nbs/09_checkpoint.ipynb #99de2e4b
+# %% ../nbs/09_checkpoint.ipynb #a494819c
 class OptStateCB(Callback):
     "Start the next fit's optimizer from a saved state, with the fit's own `lr`; once."
     def __init__(self, state): self.state = state
@@ -161,7 +168,7 @@ def load(self: Learner, path, with_opt=True):
         self.cbs.append(OptStateCB(state['opt']))
     return self
 
-# %% ../nbs/09_checkpoint.ipynb #80196c9a
+# %% ../nbs/09_checkpoint.ipynb #ed41f7d1
 _name = re.compile(r'epoch(\d+)-batch(\d+)\.pt')
 
 def checkpoint_name(epoch, batch):
@@ -185,7 +192,7 @@ def find_checkpoint(folder, warn=_warn):
         except FileNotFoundError: pass   # removed while we looked
     return None, None
 
-# %% ../nbs/09_checkpoint.ipynb #7ae3c6df
+# %% ../nbs/09_checkpoint.ipynb #43dfdf99
 class BackgroundWriter:
     "Do the writes given to `submit` one at a time, on a thread, while training goes on."
     def __init__(self): self.jobs, self.thread, self.error = queue.Queue(), None, None
@@ -209,7 +216,7 @@ class BackgroundWriter:
             self.thread.start()
         self.jobs.put((f, args))
 
-# %% ../nbs/09_checkpoint.ipynb #b111f236
+# %% ../nbs/09_checkpoint.ipynb #2c59c635
 class RunStopped(Exception):
     "The run stopped when asked (`CheckpointCB.stop`), after writing a checkpoint to `path`."
     def __init__(self, path, reason=None):
@@ -223,7 +230,7 @@ class CheckpointCB(Callback):
         self.path, self.every, self.keep = Path(path), every, keep
         self.config = dict(config or {})
         self.state = state   # a checkpoint already read (`find_checkpoint`), to resume from
-        self.stop, self.running, self.resumed, self.last = None, False, None, None
+        self.stop, self.running, self.resumed = None, False, None
         self.writer = BackgroundWriter()
 
     def stateful(self, learn):
@@ -263,10 +270,8 @@ class CheckpointCB(Callback):
     def restore(self, learn, st, where):
         "Put the run back as `st` holds it: weights, optimizer, position, callbacks, rngs."
         check_model(st, learn.model, where); check_config(st, self.config, where)
-        e, b, n = st['epoch'], st['batch'], len(learn.epochs)
-        if e > n or (e == n and b > 0):
-            raise CheckpointError(f"{where} is a run already past {n} epochs: "
-                                  f"ask for more epochs to extend it", 'epochs')
+        check_position(st, len(learn.epochs), where)
+        e, b = st['epoch'], st['batch']
         unwrap(learn.model).load_state_dict(st['model'])
         if learn.opt is not None: load_opt_state(learn.opt, st['opt'])
         learn.history, learn.epochs = list(st['history']), learn.epochs[e:]
@@ -306,7 +311,6 @@ class CheckpointCB(Callback):
         if hasattr(learn.dls.train, 'state_dict'): state['dl'] = learn.dls.train.state_dict()
         fn = self.path / checkpoint_name(epoch, batch)
         if self.main: self.writer.submit(self.write, fn, snapshot(state), (epoch, batch))
-        self.last = fn
         if stop:
             self.writer.wait()
             raise RunStopped(fn, self.stop)

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch.nn.functional as F
 from torch import nn
 from torch.optim import lr_scheduler
-from .data import load_mnist, usual_mode
+from .data import load_mnist
 from .training import MLP, Optimizer, Dataset, DataLoader, accuracy, set_seed
 from .learner import Learner, DataLoaders, TrainCB, DeviceCB, MetricsCB, check_device
 from .progress import ProgressCB, RecorderCB
@@ -24,7 +24,8 @@ from .distributed import DistributedCB, dist_env, dist_timeout, leave
 from .backprop import ManualStepCB
 from .init import GeneralRelu, init_weights, get_model, BatchTransformCB
 from .sgd import SGD, Adam, BatchSchedCB, shift_batch
-from .checkpoint import CheckpointCB, CheckpointError, RunStopped, find_checkpoint, check_config, write_atomically
+from .checkpoint import (CheckpointCB, CheckpointError, RunStopped, find_checkpoint, check_config, check_position,
+                                  write_atomically)
 
 # %% ../nbs/11_cli.ipynb #2f9d0bd4
 def whole_number(lo, hi=None):
@@ -235,9 +236,7 @@ def open_checkpoint(args, warn):
             saved = state.get('config', {}).get(e.key)
             raise CheckpointError(f"{folder} holds a run with {_shown(e.key, saved)}, and this one has "
                                   f"{_shown(e.key, config.get(e.key))}: give the same, or another folder", e.key) from None
-        if state['epoch'] > args.epochs or (state['epoch'] == args.epochs and state['batch'] > 0):
-            raise CheckpointError(f"{folder} holds a run that has trained past epoch {args.epochs}: ask for more epochs, "
-                                  f"to extend it", 'epochs')
+        check_position(state, args.epochs, folder)
     return CheckpointCB(folder, args.checkpoint_every, config=config, state=state)
 
 def main(argv=None):

@@ -10,7 +10,6 @@ __all__ = ['BaseSchedCB', 'BatchSchedCB', 'EpochSchedCB', 'HasLearnCB', 'cos_ann
 import math
 import torch, torch.nn.functional as F
 from torch import optim
-from torch.optim import lr_scheduler
 from .learner import Callback, TrainCB, DeviceCB
 from .progress import RecorderCB
 

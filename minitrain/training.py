@@ -238,14 +238,11 @@ class DataLoader:
     def index_batches(self):
         "The batches of indices of a new pass; after `load_state_dict`, of the pass it names, from the batch it names."
         r, self.resume, s = self.resume, None, self.batchs.sampler
-        if r is None: batches = iter(self.batchs)
-        else:
-            s.epoch = r['epoch']
-            batches = islice(self.batchs.batches(s.indices(r.get('rng'))), r['batch'], None)   # skipped, never fetched
-        first = next(batches, None)   # drawing the order starts the pass
-        self.pass_, self.done = s.epoch - 1, 0 if r is None else r['batch']
-        if first is not None: yield first
-        yield from batches
+        if r is None:
+            self.pass_, self.done = s.epoch, 0
+            return iter(self.batchs)
+        s.epoch, self.pass_, self.done = r['epoch'], r['epoch'], r['batch']
+        return islice(self.batchs.batches(s.indices(r.get('rng'))), r['batch'], None)   # skipped, never fetched
 
     def state_dict(self):
         "Where the loader is: its pass (`epoch`) and the batches of it given (`batch`); the next pass's start once one ends."
