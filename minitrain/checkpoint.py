@@ -8,7 +8,7 @@ __all__ = ['FORMAT', 'rng_states', 'set_rng_states', 'why_unreadable', 'write_at
            'opt_state', 'load_opt_state', 'OptStateCB', 'checkpoint_name', 'checkpoints', 'find_checkpoint',
            'BackgroundWriter', 'RunStopped', 'CheckpointCB']
 
-# %% ../nbs/09_checkpoint.ipynb #b6f8c006
+# %% ../nbs/09_checkpoint.ipynb #d6bce5fe
 import os, queue, random, re, sys, tempfile, threading
 from pathlib import Path
 import numpy as np, torch
@@ -18,7 +18,7 @@ from .data import usual_mode
 from .learner import Callback, Learner, get_lr, set_lr
 from .progress import is_main_process
 
-# %% ../nbs/09_checkpoint.ipynb #fba2693f
+# %% ../nbs/09_checkpoint.ipynb #2199f26f
 def rng_states():
     "The state of Python's, numpy's and PyTorch's generators, as tensors, numbers and lists."
     version, internal, gauss = random.getstate()
@@ -39,14 +39,14 @@ def set_rng_states(s):
     torch.set_rng_state(s['torch'])
     if 'cuda' in s and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s['cuda'])
 
-# %% ../nbs/09_checkpoint.ipynb #064987a0
+# %% ../nbs/09_checkpoint.ipynb #7ecbfc50
 def why_unreadable(e):
     "The line of a failed `torch.load`'s message that says why: it runs to paragraphs."
     lines = [l.strip() for l in str(e).splitlines() if l.strip()] or [type(e).__name__]
     line = next((l for l in lines if l.startswith('WeightsUnpickler error:')), lines[0])
     return line.removeprefix('WeightsUnpickler error: ').split('. ')[0]
 
-# %% ../nbs/09_checkpoint.ipynb #cb7e9cd8
+# %% ../nbs/09_checkpoint.ipynb #4e6ec48a
 def write_atomically(fn, write):
     "`write(tmp)` to a temporary file beside `fn`, flush it to the disk, rename it `fn`."
     p = Path(fn)
@@ -60,7 +60,7 @@ def write_atomically(fn, write):
         os.replace(tmp, p)
     finally: Path(tmp).unlink(missing_ok=True)
 
-# %% ../nbs/09_checkpoint.ipynb #aab22c19
+# %% ../nbs/09_checkpoint.ipynb #a2477c7e
 def snapshot(x):
     "A copy of `x` (tensors, and dicts, lists and tuples of them) on the CPU, that training cannot change."
     if torch.is_tensor(x): return x.detach().to('cpu', copy=True)
@@ -68,7 +68,7 @@ def snapshot(x):
     if isinstance(x, (list, tuple)): return type(x)(snapshot(o) for o in x)
     return x
 
-# %% ../nbs/09_checkpoint.ipynb #8020cf82
+# %% ../nbs/09_checkpoint.ipynb #090a1923
 FORMAT = 1   # the checkpoint format this version writes and reads
 
 class CheckpointError(ValueError):
@@ -94,7 +94,7 @@ def read_checkpoint(path):
                               'format')
     return state
 
-# %% ../nbs/09_checkpoint.ipynb #5914e22a
+# %% ../nbs/09_checkpoint.ipynb #28be0215
 def unwrap(model):
     "The model in a wrapper that keeps it as `.module` (DDP, `DataParallel`), else `model`."
     inner = getattr(model, 'module', None)
@@ -127,7 +127,7 @@ def check_config(state, config, where='the checkpoint'):
             was, now = saved.get(k), config.get(k)
             raise CheckpointError(f"{where} is a run with {k}={was!r}, not {now!r}", k)
 
-# %% ../nbs/09_checkpoint.ipynb #dee6de2d
+# %% ../nbs/09_checkpoint.ipynb #006c3396
 def opt_state(opt):
     "The optimizer's `state_dict`; for one without (the training lesson's), its rate."
     return opt.state_dict() if hasattr(opt, 'state_dict') else {'lr': get_lr(opt)}
@@ -144,7 +144,7 @@ def save(self: Learner, path, with_opt=True):
     if with_opt and self.opt is not None: state['opt'] = opt_state(self.opt)
     write_atomically(path, lambda tmp: torch.save(state, tmp))
 
-# %% ../nbs/09_checkpoint.ipynb #a494819c
+# %% ../nbs/09_checkpoint.ipynb #b60d3311
 class OptStateCB(Callback):
     "Start the next fit's optimizer from a saved state, with the fit's own `lr`; once."
     def __init__(self, state): self.state = state
@@ -168,7 +168,7 @@ def load(self: Learner, path, with_opt=True):
         self.cbs.append(OptStateCB(state['opt']))
     return self
 
-# %% ../nbs/09_checkpoint.ipynb #ed41f7d1
+# %% ../nbs/09_checkpoint.ipynb #dc57b630
 _name = re.compile(r'epoch(\d+)-batch(\d+)\.pt')
 
 def checkpoint_name(epoch, batch):
@@ -192,7 +192,7 @@ def find_checkpoint(folder, warn=_warn):
         except FileNotFoundError: pass   # removed while we looked
     return None, None
 
-# %% ../nbs/09_checkpoint.ipynb #43dfdf99
+# %% ../nbs/09_checkpoint.ipynb #9b33c3b8
 class BackgroundWriter:
     "Do the writes given to `submit` one at a time, on a thread, while training goes on."
     def __init__(self): self.jobs, self.thread, self.error = queue.Queue(), None, None
@@ -216,7 +216,7 @@ class BackgroundWriter:
             self.thread.start()
         self.jobs.put((f, args))
 
-# %% ../nbs/09_checkpoint.ipynb #2c59c635
+# %% ../nbs/09_checkpoint.ipynb #e9dbe7d5
 class RunStopped(Exception):
     "The run stopped when asked (`CheckpointCB.stop`), after writing a checkpoint to `path`."
     def __init__(self, path, reason=None):
@@ -289,6 +289,9 @@ class CheckpointCB(Callback):
     def after_batch(self, learn):
         if not learn.model.training: return
         self.count += 1
+        # after the pass's last batch, the epoch's end is next, and its checkpoint: the loader has no
+        # position for "this pass done, its epoch not yet validated", so none is taken here
+        if self.count == len(learn.dl): return
         if self.stopping(learn): self.save(learn, learn.epoch, self.count, stop=True)
         elif self.every and self.count % self.every == 0:
             self.save(learn, learn.epoch, self.count)

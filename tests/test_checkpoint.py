@@ -177,6 +177,24 @@ def test_stop_request_writes_then_raises(tmp_path):
     learn, _ = small_run(tmp_path); learn.fit(3)
     assert all(torch.equal(a, b) for a, b in zip(params(learn), params(ref)))
 
+def test_last_batch_of_an_epoch(tmp_path):
+    "A stop asked for, or a crash, right after a pass's last batch: resumed from the epoch's end, exactly."
+    ref, _ = small_run(); ref.fit(3)
+    learn, _ = small_run(tmp_path, every=19)   # 19 batches an epoch: the last is a multiple of every
+    ck = next(cb for cb in learn.cbs if isinstance(cb, CheckpointCB))
+    class Ask(Callback):
+        order = 50
+        def after_batch(self, learn):
+            if learn.model.training and learn.epoch == 1 and learn.iter == 18: ck.stop = 'SIGTERM'
+    with pytest.raises(RunStopped) as e: learn.fit(3, cbs=Ask())
+    assert e.value.path.name == 'epoch2-batch0.pt'   # after the validation, not at batch 19
+    assert [c[:2] for c in checkpoints(tmp_path)] == [(1, 0), (2, 0)]
+    learn, _ = small_run(tmp_path/'b', [CrashCB(38)], every=19)   # after epoch 1's last batch, before its validation
+    with pytest.raises(Crash): learn.fit(3)
+    assert [c[:2] for c in checkpoints(tmp_path/'b')] == [(1, 0)]
+    learn, _ = small_run(tmp_path/'b', every=19); learn.fit(3)
+    assert all(torch.equal(a, b) for a, b in zip(params(learn), params(ref)))
+
 def test_learn_save_load(tmp_path):
     learn, _ = small_run(); learn.fit(1)
     learn.save(tmp_path/'m.pt')
@@ -243,7 +261,7 @@ def test_sigkill_then_resume_is_exact(mnist, reference, tmp_path):
     assert r.returncode == 0, r.stderr
     assert re.search(r'^minitrain-fit: resuming from epoch \d+, batch \d+$', r.stderr, re.M), r.stderr
     assert same_tensors(b, reference[0]) and accuracy_of(r.stdout) == reference[1]
-    assert visible(d) == ['epoch1-batch1000.pt', 'epoch2-batch0.pt']
+    assert visible(d) == ['epoch1-batch950.pt', 'epoch2-batch0.pt']
     print(f'resumed run: {time.monotonic() - t0:.1f}s')
 
 @pytest.mark.parametrize('sig,status', [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
