@@ -11,6 +11,11 @@ batches and a validation pass), the variants interleaved, medians of `--reps`:
 - every 50:    `CheckpointCB(folder, every=50)`: 20 more each epoch, written by a background thread
 - every 50, waiting: the same, but training waits for each write (flushed with fsync) to finish: what the thread saves
 
+Whole runs on this shared 2-core machine vary by 10% or more from one to the next, more than the effect measured. So
+the cost of every 50 is also measured inside runs: `AlternateCheckpointCB` saves after batches 50, 150, 250, …, and
+each 50 batches that begin with a save is timed against the 50 that follow it, which have none, a few milliseconds
+later; the median of those ratios over all runs.
+
 Targets (issue 18): epoch ends <= 1.02x none; every 50 <= 1.05x none. Then, from a checkpoint in the middle of an epoch:
 the time to read it (`find_checkpoint`), and from the start of `fit` to the end of the first resumed batch (checking the
 checkpoint, putting the state back, skipping the batches done, the batch itself). Checkpoints go to `--folder` (default:
@@ -40,6 +45,29 @@ class TimedCheckpointCB(CheckpointCB):
             finally: TimedCheckpointCB.spent += time.perf_counter() - t
         return f
     before_fit, before_epoch, after_batch, after_epoch, cleanup_fit = map(_timed, ['before_fit', 'before_epoch', 'after_batch', 'after_epoch', 'cleanup_fit'])
+
+class AlternateCheckpointCB(CheckpointCB):
+    "A `CheckpointCB` that saves after training batches 50, 150, 250, … of each epoch: 50 batches after a save, 50 without."
+    def after_batch(self, learn):
+        if not learn.model.training: return
+        self.count += 1
+        if self.count % 100 == 50: self.save(learn, learn.epoch, self.count)
+
+class Clock(Callback):
+    "The time at the end of each training batch, before `CheckpointCB` (order 100) saves."
+    order = 99
+    def before_fit(self, learn): self.t = []
+    def after_batch(self, learn):
+        if learn.model.training: self.t.append(time.perf_counter())
+
+def paired_ratios(data, folder):
+    "One run of `AlternateCheckpointCB`: for each save, the time of the 50 batches it begins over the next 50's."
+    shutil.rmtree(folder, ignore_errors=True)
+    clock = Clock()
+    learner(data, [AlternateCheckpointCB(folder), clock]).fit(2)
+    t, n = clock.t, len(clock.t) // 2
+    starts = [e * n + k - 1 for e in range(2) for k in range(50, n - 100 + 1, 100)]   # t[i]: just before the save
+    return [(t[i + 50] - t[i]) / (t[i + 100] - t[i + 50]) for i in starts]
 
 class FirstBatch(Callback):
     "Note the time when the fit starts, and when its first training batch ends."
@@ -89,6 +117,10 @@ def main():
             spent.append(TimedCheckpointCB.spent / total)
         print(f"  {'every 50' if every else 'epoch ends':18s} training spent {statistics.median(spent):.2%} of the run in the callback")
     size = max(f.stat().st_size for f in folder.iterdir()) / 1e3
+    pairs = [r for _ in range(a.reps) for r in paired_ratios(data, folder)]
+    q1, med, q3 = statistics.quantiles(pairs, n=4)
+    print(f"  every 50, inside runs: 50 batches beginning with a save take {med:.3f}x the next 50 "
+          f"(median of {len(pairs)}; quartiles {q1:.3f}, {q3:.3f})")
     print(f"  a checkpoint is {size:.0f} kB")
 
     # a run stopped after 650 training batches, resumed

@@ -7,7 +7,7 @@ __all__ = ['Model', 'logsumexp', 'log_softmax', 'nll', 'cross_entropy', 'accurac
            'set_seed', 'fit', 'get_dls']
 
 # %% ../nbs/01_training.ipynb #36d570c0
-import math, random
+import math, os, random
 import numpy as np, torch
 from torch import nn
 import torch.nn.functional as F
@@ -256,6 +256,10 @@ class DataLoader:
     def load_state_dict(self, state):
         "Make the next pass the one `state` names, starting after the batches it has given: `state_dict`'s inverse."
         self.resume = {'epoch': int(state['epoch']), 'batch': int(state['batch']), **({'rng': state['rng']} if 'rng' in state else {})}
+
+# %% ../nbs/01_training.ipynb #4907f399
+def _one_thread_after_fork(): torch.set_num_threads(1)   # the pool of threads is not copied
+if hasattr(os, 'register_at_fork'): os.register_at_fork(after_in_child=_one_thread_after_fork)
 
 # %% ../nbs/01_training.ipynb #1680b907
 def evaluate(model, dl, loss_func=F.cross_entropy):

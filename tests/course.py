@@ -1,13 +1,15 @@
 """Run a notebook of the course (course22p2, in ../shared/course22p2/nbs) against minitrain, as a course reader would.
 
-Only two kinds of change are made to the course's code:
+Only these changes are made to the course's code:
 - imports: `from miniai.X import *` becomes minitrain's module for X; imports of what cannot be had here (the Hugging
   Face `datasets`, torchvision, fastprogress) are dropped. An `#|export` cell, whose definitions minitrain provides,
   is replaced by an import of the names it defines from the notebook's minitrain module, so that from there on they
   are minitrain's; an `#|export` cell of imports alone runs, with its imports changed.
-- data: the cells that load Fashion-MNIST from the hub are replaced by cells that give the same names for MNIST,
-  shaped as the notebook's own transforms leave the data: one cell for the first, or one for each, in order, when the
-  notebook loads its data more than once (11_initializing normalises it, then changes the batch size).
+- IPython: `%time stmt` runs `stmt`; other magics are dropped.
+- data: the cells that load Fashion-MNIST from the hub (04_minibatch_training: MNIST from a URL) are replaced by cells
+  that give the same names for MNIST, shaped as the notebook's own transforms leave the data: one cell for the first,
+  or one for each, in order, when the notebook loads its data more than once (11_initializing normalises it, then
+  changes the batch size).
 Every other cell runs as the course wrote it, in order, in one namespace, with its stdout captured.
 """
 import ast, contextlib, io, json, re, traceback
@@ -21,7 +23,7 @@ COURSE = Path(__file__).resolve().parents[2]/'shared'/'course22p2'/'nbs'
 MODULES = {'learner': 'learner', 'training': 'training', 'conv': 'init', 'datasets': 'data', 'activations': 'activations',
            'init': 'init', 'sgd': 'sgd'}
 UNAVAILABLE = ('datasets', 'torchvision', 'fastprogress')   # the hub's loader, and packages minitrain does not use
-DATA_MARKERS = ('load_dataset(', '@inplace', 'with_transform(', '.from_dd(')
+DATA_MARKERS = ('load_dataset(', '@inplace', 'with_transform(', '.from_dd(', "/'mnist.pkl.gz'")   # the hub's; 04's file
 
 def code_cells(name):
     "The source of each code cell of the course's notebook `name`."
@@ -55,6 +57,12 @@ def defined(src):
         elif isinstance(node, ast.Assign): names += [t.id for t in node.targets if isinstance(t, ast.Name)]
     return [n for n in names if not n.startswith('_')]
 
+def unmagic(line):
+    "`line` as plain Python: IPython's `%time stmt` runs `stmt`; another magic or shell line is dropped."
+    s = line.lstrip()
+    if s.startswith('%time '): return line.replace('%time ', '', 1)
+    return '' if s.startswith(('%', '!')) else line
+
 def rewrite(cells, module, data_cell):
     """The cells to run: (index in the notebook, source), with imports, exports and data cells changed as described above.
     `data_cell` replaces the first data cell (the others are dropped), or, as a list, each data cell in turn."""
@@ -69,7 +77,7 @@ def rewrite(cells, module, data_cell):
         lines = [l for l in src.splitlines() if not l.startswith('#|')]
         if any(d.startswith('#|export') for d in ds) and not all(is_import(l) for l in lines):
             lines = [l for l in lines if is_import(l)] + [f"from minitrain.{module} import {', '.join(defined(src))}"]
-        out.append((i, '\n'.join(change_import(l) for l in lines)))
+        out.append((i, '\n'.join(change_import(unmagic(l)) for l in lines)))
     if data_cells and isinstance(data_cell, (list, tuple)): raise ValueError(f'{len(data_cells)} data cells were not used')
     return out
 

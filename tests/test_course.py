@@ -1,4 +1,4 @@
-"The course's own notebook code on minitrain: course22p2's 09_learner and 10_activations, only their imports and data cells changed."
+"The course's own notebook code on minitrain: course22p2's 04, 09, 10, 11 and 12, only their imports and data cells changed."
 import ast, os, re
 import pytest, torch
 from course import COURSE, code_cells, rewrite, run
@@ -16,6 +16,37 @@ dls = DataLoaders(DataLoader(Dataset(x_tr, y_tr), bs, shuffle=True), DataLoader(
 dt = dls.train
 xb,yb = next(iter(dt))
 '''
+
+# 04_minibatch_training downloads mnist.pkl.gz and sets up printing; the same set-up, the file from MINITRAIN_DATA,
+# and a fifth of the training set, so that its dozen fits of the MLP take seconds
+TRAINING_DATA = '''
+import os
+from fastcore.test import test_close
+torch.set_printoptions(precision=2, linewidth=140, sci_mode=False)
+torch.manual_seed(1)
+mpl.rcParams['image.cmap'] = 'gray'
+path_gz = Path(os.environ['MINITRAIN_DATA'])/'mnist.pkl.gz'
+with gzip.open(path_gz, 'rb') as f: ((x_train, y_train), (x_valid, y_valid), _) = pickle.load(f, encoding='latin-1')
+x_train, y_train, x_valid, y_valid = map(tensor, [x_train[:10000], y_train[:10000], x_valid, y_valid])
+'''
+
+@need_data
+def test_course_04_minibatch_training_runs_on_minitrain():
+    import matplotlib.pyplot as plt
+    ns, printed, failures = run('04_minibatch_training.ipynb', 'training', TRAINING_DATA)
+    plt.close('all')
+    assert not failures, '\n\n'.join(failures)
+    for n in ['accuracy', 'report', 'Dataset', 'fit', 'get_dls']: assert ns[n].__module__ == 'minitrain.training', n
+    # each hand-written loop reports its last batch with minitrain's report, as "loss, accuracy"
+    reports = [l for p in printed.values() for l in p.splitlines() if re.fullmatch(r'\d\.\d\d, \d\.\d\d', l)]
+    assert len(reports) >= 20, reports
+    # the course's multiprocessing.Pool loader forked after training and gave a batch (without minitrain's at-fork
+    # hook its workers hang); then PyTorch's loaders ran over minitrain's Dataset, and get_dls made minitrain's
+    assert type(ns['train_dl']).__module__ == 'minitrain.training' and ns['train_dl'].batchs.bs == 50
+    # the last cell: minitrain's fit and get_dls, five epochs of "epoch, loss, accuracy" on the validation set
+    rows = [l.split() for l in printed[114].splitlines()]
+    assert [int(r[0]) for r in rows] == list(range(5)) and float(rows[-1][2]) > 0.9, rows
+    assert abs(ns['loss'] - float(rows[-1][1])) <= 5e-5 and abs(ns['acc'] - float(rows[-1][2])) <= 5e-5   # printed to 4 places
 
 def test_rewrite_changes_only_imports_exports_and_data():
     cells = code_cells('09_learner.ipynb')

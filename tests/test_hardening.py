@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 from conftest import make_mnist
 from fuzz_pickle import SEGFAULT, UNINITIALISED
-from minitrain.data import load_mnist, load_pickle, read_idx, MNISTFileError, ENV_VAR
+from minitrain.data import load_mnist, load_pickle, read_idx, MNISTFileError
 from minitrain.training import Dataset, DataLoader
 from minitrain.learner import Learner, DataLoaders, TrainCB
 
@@ -245,3 +245,25 @@ def test_labels_of_the_wrong_kind_name_it_before_any_step(y, words):
 def test_a_model_on_another_device_says_where_each_is():
     with pytest.raises(ValueError, match=r'the model is on meta but the batch is on cpu: add DeviceCB\(\)'):
         Learner(nn.Linear(5, 3).to('meta'), tiny_dls(torch.randint(0, 3, (32,))), F.cross_entropy, 0.1, cbs=TrainCB()).fit(1)
+
+FORKED_POOL = '''
+import multiprocessing, sys, torch
+if sys.argv[1] == 'minitrain': import minitrain.training
+torch.set_num_threads(2)
+x = torch.randn(20000, 784)
+(x @ x[:784].T).sum()   # the parent's threads do some work first, as a training run's would
+def rows(i): return x[i].sum().item()   # indexing a large tensor: a parallel operation
+with multiprocessing.get_context('fork').Pool(2) as pool: print(len(pool.map(rows, [[3, 6, 8, 1], [4, 5]])))
+'''
+
+@pytest.mark.skipif('fork' not in __import__('multiprocessing').get_all_start_methods(), reason='no fork here')
+def test_a_process_forked_after_training_does_not_hang(tmp_path):
+    "The course's loader on a `multiprocessing.Pool` forks after training; PyTorch's threads do not survive it."
+    script = tmp_path/'pool.py'; script.write_text(FORKED_POOL)
+    r = subprocess.run([sys.executable, script, 'minitrain'], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout == '2\n', r.stderr
+    # without minitrain's at-fork hook, the same script hangs in the workers: the fact the hook is there for
+    p = subprocess.Popen([sys.executable, script, 'plain'], stdout=subprocess.DEVNULL, start_new_session=True)
+    try:
+        with pytest.raises(subprocess.TimeoutExpired): p.wait(timeout=15)
+    finally: os.killpg(p.pid, signal.SIGKILL); p.wait()   # the workers too, that hang
