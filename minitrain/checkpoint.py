@@ -108,8 +108,7 @@ def check_model(state, model, where='the checkpoint'):
     for k, v in mine.items():
         if k not in theirs: raise differs(f"it has no {k}")
         if tuple(theirs[k].shape) != tuple(v.shape):
-            theirs_, mine_ = tuple(theirs[k].shape), tuple(v.shape)
-            raise differs(f"its {k} is {theirs_}, this model's {mine_}")
+            raise differs(f"its {k} is {tuple(theirs[k].shape)}, this model's {tuple(v.shape)}")
     extra = [k for k in theirs if k not in mine]
     if extra: raise differs(f"this model has no {extra[0]}")
 

@@ -141,7 +141,8 @@ class RecorderCB(Callback):
 
     def state_dict(self):
         "What it has recorded, for a checkpoint."
-        return {'losses': self.losses, 'valid': self.valid, 'epoch_ends': self.epoch_ends, 'recs': self.recs}
+        self.earlier, self._losses = self.losses, []   # each loss made a float once, not at every checkpoint
+        return {'losses': self.earlier, 'valid': self.valid, 'epoch_ends': self.epoch_ends, 'recs': self.recs}
     def load_state_dict(self, state):
         "Go on from what `state_dict` recorded."
         self.earlier, self._losses = list(state['losses']), []

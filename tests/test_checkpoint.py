@@ -164,15 +164,18 @@ def test_refusals_before_training(tmp_path):
     with pytest.raises(ValueError, match='needs a training loader that can say where it is'):
         small_run(tmp_path/'t', loader=torch.utils.data.DataLoader)[0].fit(1)
 
+class AskStop(Callback):
+    "Ask `learn`'s CheckpointCB to stop, as SIGTERM does, after training batch `batch` (from 0) of `epoch`."
+    order = 50
+    def __init__(self, learn, epoch, batch):
+        self.ck, self.epoch, self.batch = next(cb for cb in learn.cbs if isinstance(cb, CheckpointCB)), epoch, batch
+    def after_batch(self, learn):
+        if learn.model.training and learn.epoch == self.epoch and learn.iter == self.batch: self.ck.stop = 'SIGTERM'
+
 def test_stop_request_writes_then_raises(tmp_path):
     ref, _ = small_run(); ref.fit(3)
     learn, _ = small_run(tmp_path)
-    ck = next(cb for cb in learn.cbs if isinstance(cb, CheckpointCB))
-    class Ask(Callback):
-        order = 50
-        def after_batch(self, learn):
-            if learn.model.training and learn.epoch == 1 and learn.iter == 2: ck.stop = 'SIGTERM'
-    with pytest.raises(RunStopped) as e: learn.fit(3, cbs=Ask())
+    with pytest.raises(RunStopped) as e: learn.fit(3, cbs=AskStop(learn, epoch=1, batch=2))
     assert e.value.path.name == 'epoch1-batch3.pt' and e.value.reason == 'SIGTERM' and e.value.path.exists()
     learn, _ = small_run(tmp_path); learn.fit(3)
     assert all(torch.equal(a, b) for a, b in zip(params(learn), params(ref)))
@@ -181,12 +184,7 @@ def test_last_batch_of_an_epoch(tmp_path):
     "A stop asked for, or a crash, right after a pass's last batch: resumed from the epoch's end, exactly."
     ref, _ = small_run(); ref.fit(3)
     learn, _ = small_run(tmp_path, every=19)   # 19 batches an epoch: the last is a multiple of every
-    ck = next(cb for cb in learn.cbs if isinstance(cb, CheckpointCB))
-    class Ask(Callback):
-        order = 50
-        def after_batch(self, learn):
-            if learn.model.training and learn.epoch == 1 and learn.iter == 18: ck.stop = 'SIGTERM'
-    with pytest.raises(RunStopped) as e: learn.fit(3, cbs=Ask())
+    with pytest.raises(RunStopped) as e: learn.fit(3, cbs=AskStop(learn, epoch=1, batch=18))
     assert e.value.path.name == 'epoch2-batch0.pt'   # after the validation, not at batch 19
     assert [c[:2] for c in checkpoints(tmp_path)] == [(1, 0), (2, 0)]
     learn, _ = small_run(tmp_path/'b', [CrashCB(38)], every=19)   # after epoch 1's last batch, before its validation
