@@ -10,7 +10,7 @@ __all__ = ['ENV_VAR', 'ELSEWHERE', 'MNIST_FILES', 'OPCODES', 'PICKLE_MOST', 'MIR
            'DataLoaders']
 
 # %% ../nbs/00_data.ipynb #732bdf2f
-import errno, gzip, hashlib, io, math, os, pickle, pickletools, stat, tempfile, urllib.request, zlib, http.client
+import errno, gzip, hashlib, math, os, pickle, pickletools, stat, tempfile, urllib.request, zlib, http.client
 from pathlib import Path
 import numpy as np, torch
 from tqdm import tqdm
