@@ -1,6 +1,6 @@
 """What checkpointing costs, and how long a resume takes to get going.
 
-    python bench/checkpoint_speed.py [--reps 15] [--folder DIR]
+    python bench/checkpoint_speed.py [--reps 15] [--folder DIR] [--threads 2]
 
 All in one process, on MNIST (from `load_mnist`: set MINITRAIN_DATA): the command line's MLP run (784-50-10, bs=50,
 lr=0.5, the training lesson's `Optimizer`, shuffled from a seed), two epochs per repetition (each 1,000 training
@@ -28,7 +28,8 @@ whole runs' ratio. Targets (issue 18): epoch ends <= 1.02x none; every 50 <= 1.0
 Then, from a checkpoint in the middle of an epoch: the time to read it (`find_checkpoint`), and from the start of `fit`
 to the end of the first resumed batch (checking the checkpoint, putting the state back, skipping the batches done, the
 batch itself). Checkpoints go to `--folder` (default: a temporary folder), which should be on the disk the runs would
-use. Timings are noisy; read the ratios.
+use. Training runs on `--threads` of PyTorch's threads, 2 by default, as on the 2-core machine the figures come from;
+with fewer than the machine's cores, a writer process has a core of its own. Timings are noisy; read the ratios.
 """
 import argparse, io, multiprocessing as mp, shutil, signal, statistics, tempfile, time
 from pathlib import Path
@@ -174,8 +175,9 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument('--reps', type=int, default=15)
     p.add_argument('--folder', default=None)
+    p.add_argument('--threads', type=int, default=2, help="PyTorch's threads for training (fewer than the cores leaves one to a writer process)")
     a = p.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.threads)
     folder = Path(a.folder or tempfile.mkdtemp())/'ck'
     (x, y), (xv, yv), _ = load_mnist()
     data = ((x, y), (xv, yv))
