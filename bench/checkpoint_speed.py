@@ -121,7 +121,7 @@ class ProcessWriter:
             for b, t in zip(self.shared, tensors): b.copy_(t)
         else:   # a writer for tensors of these shapes, which it inherits in shared memory
             self.close()
-            self.shared, self.shapes = [t.clone().share_memory_() for t in tensors], shapes
+            self.shared, self.shapes = [t.share_memory_() for t in tensors], shapes   # the snapshot's own copies
             self.conn, theirs = mp.Pipe()
             self.proc = mp.get_context('fork').Process(target=write_from, daemon=True,
                                                        args=(theirs, self.shared, self.folder, self.keep))
@@ -189,7 +189,6 @@ def main():
         keys = list(variants)[i % 4:] + list(variants)[:i % 4]   # each variant takes each place in turn
         for k in keys: times[k].append(timed(data, variants[k], folder))
     med = {k: statistics.median(v) for k, v in times.items()}
-    med_none = med['none']
     print(f"two epochs, median of {a.reps}:")
     for k, v in med.items(): print(f"  {k:18s} {v:6.3f} s  {v / med['none']:.3f}x none")
     for every in (None, 50):   # the same, measured inside: the time training spends in the callback
@@ -211,12 +210,12 @@ def main():
     print(f"  every 50, inside runs: 50 batches beginning with a save against the next 50, which took {off:.1f} ms "
           f"(medians of {len(found['saving nothing'])}):")
     for k, pairs in found.items():
-        q1, med, q3 = statistics.quantiles([r for r, *_ in pairs], n=4)
+        q1, mid, q3 = statistics.quantiles([r for r, *_ in pairs], n=4)
         ms = statistics.median([d for _, d, _ in pairs]) * 1e3
-        print(f"    {k:31s} {med:.3f}x (quartiles {q1:.3f}, {q3:.3f}), {ms:+.2f} ms")
+        print(f"    {k:31s} {mid:.3f}x (quartiles {q1:.3f}, {q3:.3f}), {ms:+.2f} ms")
     ms = statistics.median([d for _, d, _ in found['the whole checkpoint']]) * 1e3
-    print(f"  epoch ends, from that cost: two checkpoints of {ms:.2f} ms in a run of {med_none:.3f} s, "
-          f"{1 + 2 * ms / 1e3 / med_none:.3f}x none")
+    print(f"  epoch ends, from that cost: two checkpoints of {ms:.2f} ms in a run of {med['none']:.3f} s, "
+          f"{1 + 2 * ms / 1e3 / med['none']:.3f}x none")
     print(f"  a checkpoint is {size:.0f} kB")
 
     # a run stopped after 650 training batches, resumed
