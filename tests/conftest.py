@@ -22,6 +22,25 @@ def run_cli(*args):
     code = "import sys; from minitrain.cli import main; sys.exit(main())"
     return subprocess.run([sys.executable, '-c', code, *args], capture_output=True, text=True, timeout=120)
 
+class Run:
+    "What a run of the command gave: its exit status and what it printed."
+    def __init__(self, returncode, stdout, stderr): self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """`minitrain-fit` in this process: `main()` returns the exit status, and catches what a user can fix, so a refusal
+    or a short run needs no new Python (2 s of importing torch each); the mirrors point at a closed port on 127.0.0.1."""
+    import minitrain.data as d
+    from minitrain.cli import main
+    monkeypatch.setattr(d, 'MIRRORS', ['http://127.0.0.1:9/a/', 'http://127.0.0.1:9/b/'])
+    def run(*args, env=None):
+        for k, v in (env or {}).items(): monkeypatch.setenv(k, v)
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return Run(code, out, err)
+    return run
+
 def quiet(f, *args, **kwargs):
     "Call `f` in this process with its printing captured; returns its result and what it printed."
     with contextlib.redirect_stdout(io.StringIO()) as out: res = f(*args, **kwargs)

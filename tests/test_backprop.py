@@ -4,7 +4,7 @@ import pytest, torch
 import torch.nn.functional as F
 from torch import nn
 from hypothesis import given, settings, strategies as st
-from conftest import make_mnist, run_cli
+from conftest import make_mnist
 from minitrain.backprop import mlp_grads, manual_step, check_mlp, ManualStepCB
 from minitrain.training import Dataset, DataLoader, MLP, Optimizer, accuracy, set_seed
 from minitrain.learner import Learner, DataLoaders, TrainCB, MetricsCB
@@ -128,11 +128,11 @@ def test_callback_refuses_what_it_cannot_do(kw, words):
     learn = Learner(args['model'], toy_dls(), args['loss_func'], 0.1, cbs=[ManualStepCB()], opt_func=args['opt_func'])
     with pytest.raises((ValueError, TypeError), match=words): learn.fit(1)
 
-def test_cli_backward_manual(tmp_path):
-    r = run_cli('--data', str(make_mnist(tmp_path, n_train=10_200)), '--epochs', '2', '--backward', 'manual')
+def test_cli_backward_manual(tmp_path, cli):
+    r = cli('--data', str(make_mnist(tmp_path, n_train=10_200)), '--epochs', '2', '--backward', 'manual')
     assert r.returncode == 0 and r.stderr == '', r.stderr
     assert float(r.stdout.splitlines()[-1].split()[1]) > 0.9
-    bad = run_cli('--backward', 'numeric')
+    bad = cli('--backward', 'numeric')
     assert bad.returncode == 2 and '--backward' in bad.stderr and bad.stderr.count('\n') == 1
 
 def test_cli_backward_manual_refused_under_torchrun(tmp_path):

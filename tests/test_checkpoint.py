@@ -219,7 +219,9 @@ def mnist(tmp_path_factory): return make_mnist(tmp_path_factory.mktemp('data'), 
 
 def fit_args(mnist, *more): return ['--data', str(mnist), '--epochs', '2', '--shuffle', '--device', 'cpu', *more]
 
-def cli(*args, timeout=120, **kw): return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, **kw)
+def run_fit(*args, timeout=120, **kw):
+    "`minitrain-fit` in a Python of its own, as the kill tests need."
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, **kw)
 
 def start(*args, cmd=CLI):
     return subprocess.Popen([*cmd, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -240,12 +242,13 @@ def accuracy_of(out): return [l for l in out.splitlines() if l.startswith('accur
 @pytest.fixture(scope='module')
 def reference(mnist, tmp_path_factory):
     a = tmp_path_factory.mktemp('ref')/'A.pt'
-    r = cli(*fit_args(mnist, '--save', str(a)))
+    r = run_fit(*fit_args(mnist, '--save', str(a)))
     assert r.returncode == 0, r.stderr
     return a, accuracy_of(r.stdout)
 
 def visible(folder): return sorted(f.name for f in folder.iterdir() if not f.name.startswith('.'))
 
+@pytest.mark.xdist_group('one-process-reference')   # under pytest -n, one worker makes the reference run, once
 def test_sigkill_then_resume_is_exact(mnist, reference, tmp_path):
     d, b = tmp_path/'D', tmp_path/'B.pt'
     p = start(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)))
@@ -255,13 +258,14 @@ def test_sigkill_then_resume_is_exact(mnist, reference, tmp_path):
     assert p.returncode == -signal.SIGKILL, 'the run ended before it was killed: nothing was tested'
     assert all(re.fullmatch(r'epoch\d+-batch\d+\.pt', n) for n in visible(d)) and not b.exists()
     t0 = time.monotonic()
-    r = cli(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)))
+    r = run_fit(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)))
     assert r.returncode == 0, r.stderr
     assert re.search(r'^minitrain-fit: resuming from epoch \d+, batch \d+$', r.stderr, re.M), r.stderr
     assert same_tensors(b, reference[0]) and accuracy_of(r.stdout) == reference[1]
     assert visible(d) == ['epoch1-batch950.pt', 'epoch2-batch0.pt']
     print(f'resumed run: {time.monotonic() - t0:.1f}s')
 
+@pytest.mark.xdist_group('one-process-reference')
 @pytest.mark.parametrize('sig,status', [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_sigterm_and_ctrl_c_write_a_checkpoint_and_exit(mnist, reference, tmp_path, sig, status):
     d, b = tmp_path/'D', tmp_path/'B.pt'
@@ -274,10 +278,11 @@ def test_sigterm_and_ctrl_c_write_a_checkpoint_and_exit(mnist, reference, tmp_pa
     assert err.count('\n') == 1 and 'run the same command to continue' in err and 'Traceback' not in err, err
     saved = Path(re.search(r'saved in (\S+):', err)[1])
     assert saved.exists() and saved == checkpoints(d)[-1][-1]
-    r = cli(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)))
+    r = run_fit(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)))
     assert r.returncode == 0, r.stderr
     assert same_tensors(b, reference[0]) and accuracy_of(r.stdout) == reference[1]
 
+@pytest.mark.xdist_group('one-process-reference')
 def test_damaged_newest_checkpoint_on_the_command_line(mnist, reference, tmp_path):
     d, b = tmp_path/'D', tmp_path/'B.pt'
     p = start(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)))
@@ -286,13 +291,14 @@ def test_damaged_newest_checkpoint_on_the_command_line(mnist, reference, tmp_pat
     os.killpg(p.pid, signal.SIGKILL); p.communicate(timeout=30)
     newest = checkpoints(d)[-1][-1]
     newest.write_bytes(newest.read_bytes()[:5000])
-    r = cli(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)))
+    r = run_fit(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)))
     assert r.returncode == 0, r.stderr
     warning = [l for l in r.stderr.splitlines() if 'warning' in l]
     assert len(warning) == 1 and str(newest) in warning[0], r.stderr
     assert same_tensors(b, reference[0]) and accuracy_of(r.stdout) == reference[1]
 
-def test_refusals_on_the_command_line(mnist, tmp_path):
+def test_refusals_on_the_command_line(mnist, tmp_path, cli):
+    "What a checkpoint folder refuses, in this process: each refusal is one line and status 2, before any training."
     d = tmp_path/'D'
     def small(epochs, *more): return cli('--data', str(mnist), '--epochs', str(epochs), '--bs', '500', '--device', 'cpu',
                                          '--checkpoint', str(d), *more)
@@ -314,7 +320,7 @@ def test_refusals_on_the_command_line(mnist, tmp_path):
     r = small(3)   # a finished run, extended: --epochs may differ (no 1cycle here)
     assert r.returncode == 0 and 'resuming from epoch 1, batch 0' in r.stderr, r.stderr
 
-def test_onecycle_total_is_configuration(mnist, tmp_path):
+def test_onecycle_total_is_configuration(mnist, tmp_path, cli):
     d = tmp_path/'D'
     small = ['--data', str(mnist), '--bs', '500', '--device', 'cpu', '--sched', 'onecycle', '--checkpoint', str(d)]
     assert cli(*small, '--epochs', '1').returncode == 0
@@ -332,16 +338,26 @@ def children(pid):
         if int(fields[1]) == pid: kids.append(int(s.parent.name))
     return kids
 
-@pytest.mark.parametrize('form', ['no-python', 'module'])
-def test_torchrun_restart_continues_from_the_checkpoint(mnist, tmp_path, form):
+def torchrun(form, *more):
+    "torchrun with two processes on this machine, running `minitrain-fit` in either form a user may write."
     if form == 'no-python':
         exe = shutil.which('minitrain-fit') or str(Path(sys.executable).parent/'minitrain-fit')
         prog = ['--no-python', exe]
     else: prog = ['-m', 'minitrain.cli']
-    run = lambda *more: [*TORCHRUN, '--standalone', '--nproc-per-node', '2', *more, *prog]
-    ref = tmp_path/'ref.pt'
-    r = subprocess.run([*run(), *fit_args(mnist, '--save', str(ref))], capture_output=True, text=True, timeout=180)
+    return [*TORCHRUN, '--standalone', '--nproc-per-node', '2', *more, *prog]
+
+@pytest.fixture(scope='module')
+def torchrun_reference(mnist, tmp_path_factory):
+    "The uninterrupted two-process run, once for both forms' restarts."
+    ref = tmp_path_factory.mktemp('ref2')/'ref.pt'
+    r = subprocess.run([*torchrun('module'), *fit_args(mnist, '--save', str(ref))], capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stderr[-2000:]
+    return ref
+
+@pytest.mark.xdist_group('two-process-reference')
+@pytest.mark.parametrize('form', ['no-python', 'module'])
+def test_torchrun_restart_continues_from_the_checkpoint(mnist, torchrun_reference, tmp_path, form):
+    ref, run = torchrun_reference, lambda *more: torchrun(form, *more)
     d, b = tmp_path/'D', tmp_path/'B.pt'
     p = start(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)),
               cmd=run('--max-restarts', '1', '--redirects', '3', '--log-dir', str(tmp_path/'logs')))
@@ -365,9 +381,9 @@ def test_resume_on_another_number_of_processes(mnist, tmp_path):
     time.sleep(random.uniform(0, 0.5))
     for w in children(p.pid): os.killpg(w, signal.SIGKILL)   # torchrun starts each worker in a process group of its own
     os.killpg(p.pid, signal.SIGKILL); p.communicate(timeout=30)
-    r = cli(*args, '--save', str(tmp_path/'B.pt'))
+    r = run_fit(*args, '--save', str(tmp_path/'B.pt'))
     assert r.returncode == 0 and 'resuming from epoch 0' in r.stderr, r.stderr
-    r = cli(*args[:-4], '--save', str(tmp_path/'A.pt'))
+    r = run_fit(*args[:-4], '--save', str(tmp_path/'A.pt'))
     assert r.returncode == 0
     a, b = torch.load(tmp_path/'A.pt', weights_only=True), torch.load(tmp_path/'B.pt', weights_only=True)
     assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-4

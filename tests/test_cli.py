@@ -1,4 +1,5 @@
-"The `minitrain-fit` command as a user runs it: a separate process."
+"""The `minitrain-fit` command as a user runs it: a separate process, where the process is what is tested (its exit
+status, its output, a real training run), and `main()` in this process (the `cli` fixture) for the refusals."""
 import pytest
 from conftest import make_mnist, run_cli
 
@@ -9,18 +10,23 @@ from conftest import make_mnist, run_cli
                                        (['--seed', '-5'], '--seed'), (['--seed', str(2**32)], '--seed'), (['--device', 'gpu'], '--device'),
                                        (['--model', 'resnet'], '--model'), (['--opt', 'lbfgs'], '--opt'), (['--sched', 'cosine'], '--sched'),
                                        (['--model', 'cnn', '--nh', '10'], '--nh'), (['--model', 'cnn', '--backward', 'manual'], '--backward')])
-def test_bad_options_one_line(args, name):
-    r = run_cli(*args)
+def test_bad_options_one_line(cli, args, name):
+    r = cli(*args)
     assert r.returncode == 2
     assert r.stdout == '' and r.stderr.count('\n') == 1 and name in r.stderr and 'Traceback' not in r.stderr, r.stderr
 
 @pytest.mark.parametrize('device', ['cuda', 'mps'])
-def test_unavailable_device_is_one_line(device, tmp_path):
+def test_unavailable_device_is_one_line(cli, device, tmp_path):
     import torch
     if (device == 'cuda' and torch.cuda.is_available()) or (device == 'mps' and torch.backends.mps.is_available()): pytest.skip(f'{device} is here')
-    r = run_cli('--device', device, '--data', str(make_mnist(tmp_path, n_train=10_020)))
+    r = cli('--device', device, '--data', str(make_mnist(tmp_path, n_train=10_020)))
     assert r.returncode == 2 and r.stdout == '' and r.stderr.count('\n') == 1, (r.stdout, r.stderr)
     assert f"argument --device: device '{device}' is not available" in r.stderr
+
+def test_a_bad_option_in_a_process_of_its_own():
+    "What the console script does with `main()`'s status: the process exits with it, and says one line."
+    r = run_cli('--epochs', '-1')
+    assert r.returncode == 2 and r.stdout == '' and r.stderr.count('\n') == 1 and '--epochs' in r.stderr, r.stderr
 
 def test_missing_data_one_line(tmp_path):
     (tmp_path/'file').write_text('not a folder')  # a data "folder" that is a file: nothing can be read or downloaded there
@@ -38,15 +44,15 @@ def test_trains_on_small_data(tmp_path):
     assert lines[-1].startswith('accuracy ') and float(lines[-1].split()[1]) > 0.9  # the synthetic digits are easy
     assert abs(float(lines[-2].split()[2]) - float(lines[-1].split()[1])) <= 5e-4     # the last validation row's accuracy, to 3 places
 
-def test_plot_says_where_before_the_last_line(tmp_path):
+def test_plot_says_where_before_the_last_line(cli, tmp_path):
     png = tmp_path/'run.png'
-    r = run_cli('--data', str(make_mnist(tmp_path, n_train=10_100)), '--epochs', '1', '--plot', str(png))
+    r = cli('--data', str(make_mnist(tmp_path, n_train=10_100)), '--epochs', '1', '--plot', str(png))
     assert r.returncode == 0 and r.stderr == '', r.stderr
     assert r.stdout.splitlines()[-2] == f'saved the figure to {png}' and png.read_bytes()[:4] == b'\x89PNG'
 
-def test_lr_find_ends_with_lr(tmp_path):
+def test_lr_find_ends_with_lr(cli, tmp_path):
     svg = tmp_path/'lr.svg'
-    r = run_cli('--data', str(make_mnist(tmp_path, n_train=12_000)), '--lr-find', '--plot', str(svg))
+    r = cli('--data', str(make_mnist(tmp_path, n_train=12_000)), '--lr-find', '--plot', str(svg))
     assert r.returncode == 0 and r.stderr == '', r.stderr
     lines = r.stdout.splitlines()
     assert lines[-2] == f'saved the figure to {svg}' and svg.read_text().lstrip().startswith('<?xml')
@@ -54,7 +60,7 @@ def test_lr_find_ends_with_lr(tmp_path):
 
 @pytest.mark.parametrize('damage,words', [('label 10', 'has a label 10'), ('short labels', 'images but'),
                                           ('truncated', 'not a complete gzip file')])
-def test_bad_data_files_one_line(tmp_path, damage, words):
+def test_bad_data_files_one_line(cli, tmp_path, damage, words):
     import gzip, numpy as np
     from minitrain.data import write_idx
     folder = make_mnist(tmp_path, n_train=10_020)
@@ -62,12 +68,12 @@ def test_bad_data_files_one_line(tmp_path, damage, words):
     if damage == 'label 10': write_idx(labels, np.full(10_020, 10))
     elif damage == 'short labels': write_idx(labels, np.zeros(10_000))
     else: labels.write_bytes(labels.read_bytes()[:100])
-    r = run_cli('--data', str(folder), '--epochs', '1')
+    r = cli('--data', str(folder), '--epochs', '1')
     assert r.returncode == 1 and r.stderr.count('\n') == 1 and 'Traceback' not in r.stderr, r.stderr
     assert words in r.stderr and str(labels) in r.stderr
 
-def test_cnn_recipe_trains_on_small_data(tmp_path):
-    r = run_cli('--model', 'cnn', '--data', str(make_mnist(tmp_path, n_train=11_000)), '--epochs', '2', '--bs', '50',
+def test_cnn_recipe_trains_on_small_data(cli, tmp_path):
+    r = cli('--model', 'cnn', '--data', str(make_mnist(tmp_path, n_train=11_000)), '--epochs', '2', '--bs', '50',
                 '--device', 'cpu')   # 1,000 training images: 20 steps of 1cycle
     assert r.returncode == 0 and r.stderr == '', r.stderr
     lines = r.stdout.splitlines()
@@ -77,12 +83,12 @@ def test_cnn_recipe_trains_on_small_data(tmp_path):
     valid_loss = float(lines[-2].split()[3])
     assert lines[-1].startswith('accuracy ') and float(lines[-1].split()[1]) > 0.2 and valid_loss < 2.0, lines
 
-def test_mlp_with_adam_and_onecycle(tmp_path):
+def test_mlp_with_adam_and_onecycle(cli, tmp_path):
     data = str(make_mnist(tmp_path, n_train=10_200))
-    r = run_cli('--data', data, '--epochs', '2', '--opt', 'adam', '--sched', 'onecycle', '--lr', '0.01', '--device', 'cpu')
+    r = cli('--data', data, '--epochs', '2', '--opt', 'adam', '--sched', 'onecycle', '--lr', '0.01', '--device', 'cpu')
     assert r.returncode == 0 and r.stderr == '', r.stderr
     assert float(r.stdout.splitlines()[-1].split()[1]) > 0.9
-    r = run_cli('--data', data, '--epochs', '3', '--opt', 'momentum', '--lr', '0.05', '--device', 'cpu')
+    r = cli('--data', data, '--epochs', '3', '--opt', 'momentum', '--lr', '0.05', '--device', 'cpu')
     assert r.returncode == 0 and float(r.stdout.splitlines()[-1].split()[1]) > 0.9, (r.stdout, r.stderr)
 
 def test_fit_model_uses_the_options_optimizer_and_schedule(monkeypatch, tmp_path):

@@ -5,7 +5,7 @@ Launched as `python -m torch.distributed.run` (torchrun), which works without th
 import glob, os, socket, subprocess, sys, textwrap, time
 import pytest, torch
 import torch.nn.functional as F
-from conftest import make_mnist, run_cli
+from conftest import make_mnist
 from minitrain.training import accuracy
 
 TORCHRUN = [sys.executable, '-m', 'torch.distributed.run']
@@ -24,9 +24,9 @@ def mnist(tmp_path_factory): return make_mnist(tmp_path_factory.mktemp('data'), 
 
 def accuracy_line(out): return [l for l in out.splitlines() if l.startswith('accuracy ')]
 
-def test_cli_two_processes_match_one(mnist, tmp_path):
+def test_cli_two_processes_match_one(mnist, tmp_path, cli):
     args = ['--data', str(mnist), '--epochs', '2', '--bs', '25', '--shuffle', '--device', 'cpu']
-    one = run_cli(*args)
+    one = cli(*args)
     assert one.returncode == 0, one.stderr
     logs = tmp_path/'logs'
     two = torchrun('--redirects', '3', '--log-dir', str(logs), '-m', 'minitrain.cli', *args, '--plot', str(tmp_path/'run.png'))
@@ -87,7 +87,7 @@ def test_two_processes_equal_one_uneven_shares_metrics_and_lr_finder(tmp_path):
     assert row['accuracy'] == pytest.approx(accuracy(preds, y).item(), abs=1e-6)
     assert row['loss'] == pytest.approx(F.cross_entropy(preds, y).item(), abs=1e-5)
 
-def test_two_nodes_on_one_machine(mnist):
+def test_two_nodes_on_one_machine(mnist, cli):
     args = ['-m', 'minitrain.cli', '--data', str(mnist), '--epochs', '1', '--bs', '32', '--device', 'cpu']
     port = free_port()
     launch = lambda node: subprocess.Popen([*TORCHRUN, '--nnodes', '2', '--node-rank', str(node), '--nproc-per-node', '1',
@@ -97,7 +97,7 @@ def test_two_nodes_on_one_machine(mnist):
     outs = [p.communicate(timeout=120) for p in nodes]
     assert [p.returncode for p in nodes] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
     assert len(accuracy_line(outs[0][0])) == 1 and accuracy_line(outs[1][0]) == []
-    one = run_cli(*args[2:])
+    one = cli(*args[2:])
     assert abs(float(accuracy_line(outs[0][0])[0].split()[1]) - float(accuracy_line(one.stdout)[0].split()[1])) <= 0.003
 
 def test_dead_rank_ends_the_others(tmp_path):

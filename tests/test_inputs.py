@@ -4,7 +4,7 @@ import pytest, torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset, DataLoader as TorchDL
-from conftest import make_mnist, run_cli, quiet
+from conftest import make_mnist, quiet
 from minitrain.training import Dataset, DataLoader, MLP, Optimizer, fit, get_dls, set_seed
 
 def data(n=64, n_in=784, classes=10, seed=0):
@@ -85,7 +85,7 @@ def test_fit_still_trains_a_cnn():
     loss, acc = quiet_fit(15, cnn, F.cross_entropy, Optimizer(cnn.parameters(), lr=0.1), *get_dls(Dataset(x, y), Dataset(x, y), 16))
     assert acc > 0.9
 
-def test_cli_diverging_loss_is_one_line(tmp_path):
-    r = run_cli('--data', str(make_mnist(tmp_path, n_train=10_050)), '--epochs', '1', '--lr', '1e20')
+def test_cli_diverging_loss_is_one_line(tmp_path, cli):
+    r = cli('--data', str(make_mnist(tmp_path, n_train=10_050)), '--epochs', '1', '--lr', '1e20')
     assert r.returncode == 1 and r.stderr.count('\n') == 1, r.stderr
     assert ('at epoch 0, batch' in r.stderr or 'after epoch 0' in r.stderr) and 'Traceback' not in r.stderr

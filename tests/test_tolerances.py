@@ -1,0 +1,43 @@
+"""The lessons' tolerant checks still catch real mistakes.
+
+A training run's numbers differ in their last digits from one processor to another, so the lessons check them within
+a tolerance measured across `tools/matrix.py`'s settings. Here each family of such checks meets the mistakes a reader
+makes (a learning rate ten times too large, a forgotten `zero_grad`, labels that no longer match their images, a
+refactor step done wrong): the mistake goes into the lesson's own code, the lesson runs up to its check, and the check
+must fail. Without the mistake the same check passes, in `nbdev-test`.
+"""
+import os
+from pathlib import Path
+import pytest
+from lesson import run_lesson
+
+DATA = os.environ.get('MINITRAIN_DATA')
+pytestmark = pytest.mark.skipif(not DATA or not (Path(DATA)/'mnist.pkl.gz').exists() and not (Path(DATA)/'mnist').exists(),
+                                reason="the lessons train on real MNIST: set MINITRAIN_DATA to a folder that has it")
+
+def fails(name, until, *changes):
+    "Run lesson `name` with `changes` up to the check in the cell containing `until`; return the check's error."
+    e = run_lesson(name, until, changes)
+    assert e is not None, f'the check in {name} passed despite {changes}'
+    return e
+
+SHUFFLE = "y_train = y_train[torch.randperm(len(y_train), generator=torch.Generator().manual_seed(0))]\n"
+
+# 01_training, the seed's loop: its three lines against the seed's, within the lesson's tolerance
+SEED_CHECK = 'numbers(this_machine)'
+@pytest.mark.parametrize('changes', [
+    [('lr = 0.5', 'lr = 5.')],                                                   # learning rate 10x
+    [('                    l.weight.grad.zero_()\n                    l.bias.grad.zero_()\n', ''),
+     ('p -= p.grad * lr; p.grad.zero_()', 'p -= p.grad * lr')],                  # the gradients are never cleared
+    [('lr = 0.5', SHUFFLE + 'lr = 0.5')],                                        # labels no longer match their images
+], ids=['lr-10x', 'no-zero-grad', 'shuffled-labels'])
+def test_the_seed_loop_check_catches(changes):
+    e = fails('01_training.ipynb', SEED_CHECK, *changes)
+    assert isinstance(e, AssertionError) and 'close' in str(e), repr(e)
+
+def test_a_refactor_done_wrong_is_caught_exactly():
+    "The simple loader drops the last batch of each epoch: the lesson's same-weights check fails."
+    e = run_lesson('01_training.ipynb', 'seed_weights))',
+                   [('for i in range(0, len(self.ds), self.bs)', 'for i in range(0, len(self.ds) - self.bs, self.bs)')],
+                   after='train_dl = SimpleDataLoader(train_ds, bs)')
+    assert isinstance(e, AssertionError), repr(e)
