@@ -41,3 +41,25 @@ def test_a_refactor_done_wrong_is_caught_exactly():
                    [('for i in range(0, len(self.ds), self.bs)', 'for i in range(0, len(self.ds) - self.bs, self.bs)')],
                    after='train_dl = SimpleDataLoader(train_ds, bs)')
     assert isinstance(e, AssertionError), repr(e)
+
+# 07_init: each run's two validation accuracies within the lesson's tolerance, and the ordering its prose states
+PLAIN, KAIMING = "runs = {'plain': accuracies(learn)}", "runs['kaiming'] = accuracies(learn)"
+@pytest.mark.parametrize('until,changes', [
+    (PLAIN, [('learn, astats = fit(get_model())', 'learn, astats = fit(get_model(), lr=2.)')]),          # learning rate 10x
+    (PLAIN, [('x_tr, y_tr = images(x_train[:10_000]), y_train[:10_000]',
+              'x_tr, y_tr = images(x_train[:10_000]), y_train[:10_000][torch.randperm(10_000, generator=torch.Generator().manual_seed(0))]')]),
+    (KAIMING, [('learn, astats = fit(get_model().apply(init_weights))', 'learn, astats = fit(get_model())')]),   # the init left out
+], ids=['lr-10x', 'shuffled-labels', 'init-undone'])
+def test_the_init_lessons_checks_catch(until, changes):
+    e = fails('07_init.ipynb', until, *changes)
+    assert isinstance(e, AssertionError), repr(e)
+
+# 08_sgd: one epoch of each optimiser within the lesson's tolerance, and the ordering its prose states
+@pytest.mark.parametrize('until,changes', [
+    ("runs = {'sgd': accuracies(learn)}", [('learn = fit(SGD, 0.4)', 'learn = fit(SGD, 4.)')]),                      # learning rate 10x
+    ("runs = {'sgd': accuracies(learn)}", [('for p in self.params: p.grad.data.zero_()', 'pass')]),                 # no zero_grad
+    ("runs['adam'] = accuracies(learn)", [('(unbias_sqr_avg + self.eps).sqrt()', '(unbias_sqr_avg + self.eps)')]),  # the root forgotten
+], ids=['lr-10x', 'no-zero-grad', 'adam-without-root'])
+def test_the_optimisers_lessons_checks_catch(until, changes):
+    e = fails('08_sgd.ipynb', until, *changes)
+    assert isinstance(e, AssertionError), repr(e)
