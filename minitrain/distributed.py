@@ -6,7 +6,7 @@
 __all__ = ['shard', 'dist_env', 'dist_timeout', 'join_group', 'DistributedCB', 'leave']
 
 # %% ../nbs/10_distributed.ipynb #ed3ab1ee
-import atexit, datetime, gc, math, os
+import atexit, datetime, math, os
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
@@ -108,9 +108,7 @@ class DistributedCB(Callback):
 
 def _leave():
     "Leave the process group, if this process is still in one."
-    if dist.is_initialized():
-        gc.collect()   # a DDP wrapper kept alive by a reference cycle goes now, not while the interpreter shuts down
-        dist.destroy_process_group()
+    if dist.is_initialized(): dist.destroy_process_group()
 
 def leave():
     "Leave the process group together: wait until every process is done, then tear it down (the command line's last step)."

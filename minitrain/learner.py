@@ -465,7 +465,9 @@ class LRFinderCB(Callback):
         set_lr(learn.opt, get_lr(learn.opt) * self.gamma)
     def cleanup_fit(self, learn):
         if not hasattr(self, 'state'): return   # the fit stopped before this callback's before_fit
-        self.model.load_state_dict(self.state); self.model.train(self.mode)
+        model, state = self.model, self.state
+        del self.model, self.state   # keep no reference to the model (under torchrun, its DDP wrapper) once the fit is over
+        model.load_state_dict(state); model.train(self.mode)
         if not self.losses: return
         if not self.diverged:
             print(f"lr_find: the loss never rose past {self.max_mult} times its lowest, so "

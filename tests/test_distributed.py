@@ -39,7 +39,8 @@ def test_cli_two_processes_match_one(mnist, tmp_path, cli):
     assert out[0].splitlines()[-2] == f"saved the figure to {tmp_path/'run.png'}" and (tmp_path/'run.png').exists()
 
 TRAIN = textwrap.dedent('''
-    import sys, torch, torch.nn.functional as F
+    import gc, sys, torch, torch.nn.functional as F
+    from torch.nn.parallel import DistributedDataParallel as DDP
     from minitrain.training import Dataset, DataLoader, MLP, accuracy, set_seed
     from minitrain.learner import Learner, DataLoaders, TrainCB, MetricsCB, Callback
     from minitrain.distributed import DistributedCB, dist_env
@@ -56,7 +57,8 @@ TRAIN = textwrap.dedent('''
     row = learn.fit(2)
     rank = dist_env()[0]
     torch.save({'params': [p.detach() for p in learn.model.parameters()], 'row': row, 'lr': suggestion,
-                'ddp_unwrapped': type(learn.model).__name__}, f'{out}.{rank}')
+                'ddp_unwrapped': type(learn.model).__name__, 'ddp_left': sum(isinstance(o, DDP) for o in gc.get_objects())},
+               f'{out}.{rank}')
 ''')
 
 def single_run():
@@ -80,6 +82,7 @@ def test_two_processes_equal_one_uneven_shares_metrics_and_lr_finder(tmp_path):
     learn, x, y, lr = single_run()
     for g in got:   # the copies did not drift apart, and equal one process's training
         assert g['ddp_unwrapped'] == 'MLP'
+        assert g['ddp_left'] == 0   # no DDP wrapper kept after the fits: torn down only at exit, it can abort the process
         for a, b in zip(g['params'], learn.model.parameters()): torch.testing.assert_close(a, b.detach(), rtol=0, atol=1e-5)
     assert got[0]['lr'] == got[1]['lr'] and got[0]['lr'] == pytest.approx(lr, rel=1e-6)   # the finder decided alike everywhere
     with torch.no_grad(): preds = learn.model(x)
