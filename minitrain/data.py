@@ -357,11 +357,6 @@ def show_images(ims, nrows=None, ncols=None, titles=None, **kwargs):
     for i, (im, ax) in enumerate(zip(ims, axs)): show_image(im, ax=ax, title=titles[i] if titles and i < len(titles) else None)
 
 # %% ../nbs/00_data.ipynb #24371594
-_all_ = ['DataLoaders']   # as the course's datasets module has it
-
-def __getattr__(name):
-    "`DataLoaders`, from `minitrain.learner` when it is asked for: that module imports this one."
-    if name == 'DataLoaders':
-        from minitrain.learner import DataLoaders
-        return DataLoaders
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+class DataLoaders:
+    "The training and validation loaders, as `.train` and `.valid`."
+    def __init__(self, train, valid): self.train, self.valid = train, valid

@@ -1,3 +1,6 @@
+import os
+if os.environ.get('PYTEST_XDIST_WORKER'):   # two workers on two cores: one thread each, for them and what they start
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
 import contextlib, io, subprocess, sys
 import numpy as np, pytest
 from minitrain.data import write_idx

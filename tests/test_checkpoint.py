@@ -248,7 +248,6 @@ def reference(mnist, tmp_path_factory):
 
 def visible(folder): return sorted(f.name for f in folder.iterdir() if not f.name.startswith('.'))
 
-@pytest.mark.xdist_group('one-process-reference')   # under pytest -n, one worker makes the reference run, once
 def test_sigkill_then_resume_is_exact(mnist, reference, tmp_path):
     d, b = tmp_path/'D', tmp_path/'B.pt'
     p = start(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)))
@@ -265,7 +264,6 @@ def test_sigkill_then_resume_is_exact(mnist, reference, tmp_path):
     assert visible(d) == ['epoch1-batch950.pt', 'epoch2-batch0.pt']
     print(f'resumed run: {time.monotonic() - t0:.1f}s')
 
-@pytest.mark.xdist_group('one-process-reference')
 @pytest.mark.parametrize('sig,status', [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_sigterm_and_ctrl_c_write_a_checkpoint_and_exit(mnist, reference, tmp_path, sig, status):
     d, b = tmp_path/'D', tmp_path/'B.pt'
@@ -282,7 +280,6 @@ def test_sigterm_and_ctrl_c_write_a_checkpoint_and_exit(mnist, reference, tmp_pa
     assert r.returncode == 0, r.stderr
     assert same_tensors(b, reference[0]) and accuracy_of(r.stdout) == reference[1]
 
-@pytest.mark.xdist_group('one-process-reference')
 def test_damaged_newest_checkpoint_on_the_command_line(mnist, reference, tmp_path):
     d, b = tmp_path/'D', tmp_path/'B.pt'
     p = start(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)))
@@ -354,7 +351,6 @@ def torchrun_reference(mnist, tmp_path_factory):
     assert r.returncode == 0, r.stderr[-2000:]
     return ref
 
-@pytest.mark.xdist_group('two-process-reference')
 @pytest.mark.parametrize('form', ['no-python', 'module'])
 def test_torchrun_restart_continues_from_the_checkpoint(mnist, torchrun_reference, tmp_path, form):
     ref, run = torchrun_reference, lambda *more: torchrun(form, *more)
