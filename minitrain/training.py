@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 from fastcore.basics import chunked
 from itertools import islice
+from .workers import worker_batches
 
 # %% ../nbs/01_training.ipynb #5174d0fa
 # Argument, target and loss checks used by `Optimizer`, `BatchSampler` and `fit` below; the section "Guard rails" at the end shows them at work.
@@ -225,9 +226,7 @@ class DataLoader:
     def __len__(self): return len(self.batchs)
 
     def __iter__(self):
-        if self.num_workers:
-            from minitrain.workers import worker_batches
-            batches = worker_batches(self)
+        if self.num_workers: batches = worker_batches(self, fetch)
         else: batches = (fetch(self.ds, b, self.collate_fn) for b in self.index_batches())
         try:
             for b in batches:

@@ -10,22 +10,21 @@ import multiprocessing
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 import torch
-from .training import fetch
 
 # %% ../nbs/02_workers.ipynb #36720b7f
 _worker_state = {}
 
-def _init_worker(ds, collate_fn):
-    "Runs once in each worker: keep the dataset, and use one thread (the parallelism is across workers)."
+def _init_worker(ds, collate_fn, fetch):
+    "Runs once in each worker: keep the dataset and how to fetch from it, and use one thread (the parallelism is across workers)."
     torch.set_num_threads(1)
-    _worker_state['ds'], _worker_state['collate_fn'] = ds, collate_fn
+    _worker_state.update(ds=ds, collate_fn=collate_fn, fetch=fetch)
 
-def _fetch_in_worker(idxs): return fetch(_worker_state['ds'], idxs, _worker_state['collate_fn'])
+def _fetch_in_worker(idxs): return _worker_state['fetch'](_worker_state['ds'], idxs, _worker_state['collate_fn'])
 
-def worker_batches(dl):
-    "The batches of `DataLoader` `dl`, fetched by `dl.num_workers` processes with `2*num_workers` requested ahead, in order."
+def worker_batches(dl, fetch):
+    "The batches of `DataLoader` `dl`, each `fetch(ds, idxs, collate_fn)` in one of `dl.num_workers` processes, `2*num_workers` requested ahead, in order."
     ctx = multiprocessing.get_context(dl.mp_context)
-    ex = ProcessPoolExecutor(dl.num_workers, mp_context=ctx, initializer=_init_worker, initargs=(dl.ds, dl.collate_fn))
+    ex = ProcessPoolExecutor(dl.num_workers, mp_context=ctx, initializer=_init_worker, initargs=(dl.ds, dl.collate_fn, fetch))
     try:
         pending = deque()
         for b in dl.index_batches():
