@@ -10,7 +10,7 @@ __all__ = ['ENV_VAR', 'ELSEWHERE', 'MNIST_FILES', 'OPCODES', 'PICKLE_MOST', 'MIR
            'DataLoaders']
 
 # %% ../nbs/00_data.ipynb #732bdf2f
-import errno, gzip, hashlib, math, os, pickle, pickletools, stat, tempfile, urllib.request, zlib, http.client
+import errno, gzip, hashlib, math, os, pickle, pickletools, stat, sys, tempfile, urllib.request, zlib, http.client
 from pathlib import Path
 import numpy as np, torch
 from tqdm import tqdm
@@ -355,6 +355,16 @@ def show_images(ims, nrows=None, ncols=None, titles=None, **kwargs):
     "Draw the images `ims` in a grid, with `titles` if given."
     axs = get_grid(len(ims), nrows, ncols, **kwargs)[1].flat
     for i, (im, ax) in enumerate(zip(ims, axs)): show_image(im, ax=ax, title=titles[i] if titles and i < len(titles) else None)
+
+# %% ../nbs/00_data.ipynb #e5f6a7b8
+def ipython_shell():
+    "The running IPython shell, if any: a Jupyter kernel, a notebook run by nbdev-test, a terminal IPython."
+    return getattr(sys.modules.get('IPython'), 'get_ipython', lambda: None)()
+
+def can_show_figures():
+    "Can figures be shown here? In a notebook, or one run by nbdev-test; not in a terminal or a script."
+    ip = ipython_shell()
+    return ip is not None and type(ip).__name__ != 'TerminalInteractiveShell'
 
 # %% ../nbs/00_data.ipynb #24371594
 class DataLoaders:

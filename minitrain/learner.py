@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch.utils.data import default_collate
 from fastcore.basics import patch
 from .training import Dataset, cross_entropy, check_lr, check_epochs, check_losses, labels_of
-from .data import DataLoaders
+from .data import DataLoaders, can_show_figures
 
 _all_ = ['DataLoaders']   # from the data module, star-imported from here too
 
@@ -471,7 +471,6 @@ class LRFinderCB(Callback):
             print(f"lr_find: the loss never rose past {self.max_mult} times its lowest, so "
                   f"{self.suggestion():.3g} is only the end of the range tried: "
                   f"give it more epochs or a larger gamma", file=sys.stderr)
-        from minitrain.progress import can_show_figures
         if can_show_figures(): self.plot()
 
     def suggestion(self):

@@ -9,18 +9,10 @@ __all__ = ['ProgressCB', 'RecorderCB']
 import sys, time
 import torch
 from tqdm import tqdm
+from .data import ipython_shell, can_show_figures
 from .learner import Callback, MetricsCB, smooth
 
 # %% ../nbs/04_progress.ipynb #3fc3564b
-def ipython_shell():
-    "The running IPython shell, if any: a Jupyter kernel, a notebook run by nbdev-test, a terminal IPython."
-    return getattr(sys.modules.get('IPython'), 'get_ipython', lambda: None)()
-
-def can_show_figures():
-    "Can figures be shown here? In a notebook, or one run by nbdev-test; not in a terminal or a script."
-    ip = ipython_shell()
-    return ip is not None and type(ip).__name__ != 'TerminalInteractiveShell'
-
 def in_kernel():
     "Is this a Jupyter kernel, where a figure can be redrawn in place?"
     return hasattr(ipython_shell(), 'kernel')

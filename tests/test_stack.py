@@ -6,7 +6,7 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parent.parent/'minitrain'
 README = Path(__file__).resolve().parent.parent/'README.md'
 # Imports that still go up the stack, to be taken apart (issue 35): the learner finds `ProgressCB` and `RecorderCB`
-# for `from minitrain.learner import ...` in the progress module, and asks it whether figures can be shown.
+# for `from minitrain.learner import ...` in the progress module (its module `__getattr__`).
 KNOWN_UP = {('learner', 'progress')}
 
 def stack():
