@@ -63,3 +63,9 @@ def test_the_init_lessons_checks_catch(until, changes):
 def test_the_optimisers_lessons_checks_catch(until, changes):
     e = fails('08_sgd.ipynb', until, *changes)
     assert isinstance(e, AssertionError), repr(e)
+
+# 01_training, the validation accuracy the command line's main job also prints (0.9546 on the seed's machine, within 0.006)
+def test_the_validation_accuracy_check_catches_a_learning_rate_10x():
+    e = fails('01_training.ipynb', 'test_close(valid_acc, 0.9546', ('lr = 0.5', 'lr = 5.'),
+              ('test_close(numbers(this_machine), numbers(seed_printed), eps=0.08)', 'pass'))   # the check before it fails too
+    assert isinstance(e, AssertionError) and 'close' in str(e), repr(e)
