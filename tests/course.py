@@ -25,9 +25,9 @@ MODULES = {'learner': 'learner', 'training': 'training', 'conv': 'init', 'datase
 UNAVAILABLE = ('datasets', 'torchvision', 'fastprogress')   # the hub's loader, and packages minitrain does not use
 DATA_MARKERS = ('load_dataset(', '@inplace', 'with_transform(', '.from_dd(', "/'mnist.pkl.gz'")   # the hub's; 04's file
 
-def code_cells(name):
-    "The source of each code cell of the course's notebook `name`."
-    nb = json.loads((COURSE/name).read_text())
+def code_cells(name, folder=COURSE):
+    "The source of each code cell of notebook `name` in `folder` (the course's, unless another is given)."
+    nb = json.loads((folder/name).read_text())
     return [''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'code']
 
 def directives(src): return [l.replace(' ', '') for l in src.splitlines() if l.startswith('#|')]

@@ -5,23 +5,21 @@ The lessons check the outcome of each training run within a tolerance measured a
 lesson's own code (a learning rate ten times too large, a missing `zero_grad`, shuffled labels) and run the lesson's
 own check on the result: it must fail.
 """
-import contextlib, io, json, os
+import contextlib, io, os
 from pathlib import Path
 import torch
+from course import code_cells, unmagic
 
 NBS = Path(__file__).resolve().parent.parent/'nbs'
-
-def code_cells(name):
-    "The source of each code cell of lesson `name`."
-    return [''.join(c['source']) for c in json.loads((NBS/name).read_text())['cells'] if c['cell_type'] == 'code']
 
 def run_lesson(name, until, changes=(), after=None):
     """Run lesson `name`'s code cells in order, in one namespace, as nbdev-test does (`IN_TEST` set, in nbs/), up to the
     first cell that contains `until` (after the first that contains `after`, if given). `changes` are `(old, new)`
-    replacements, each of which must be found once in the cells up to it. Returns what that cell raised (None if nothing); an error in an earlier cell is raised."""
+    replacements, each of which must be found once in the cells up to it. Returns what that cell raised (None if
+    nothing); an error in an earlier cell is raised."""
     import matplotlib, matplotlib.pyplot as plt
     matplotlib.use('Agg')
-    cells = code_cells(name)
+    cells = code_cells(name, NBS)
     start = 0 if after is None else next((i + 1 for i, c in enumerate(cells) if after in c), len(cells))
     stop = next((i for i, c in enumerate(cells) if i >= start and until in c), None)
     if stop is None: raise ValueError(f'no cell of {name} contains {until!r}')
@@ -36,7 +34,7 @@ def run_lesson(name, until, changes=(), after=None):
         os.environ['IN_TEST'] = '1'; os.chdir(NBS)
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             for i, src in enumerate(cells):
-                src = '\n'.join(l for l in src.splitlines() if not l.lstrip().startswith(('%', '!')))
+                src = '\n'.join(unmagic(l) for l in src.splitlines())
                 try: exec(compile(src, f'<{name} cell {i}>', 'exec'), ns)
                 except Exception as e:
                     if i == stop: return e

@@ -29,7 +29,7 @@ def directive(cell, name):
     "The rest of `cell`'s line `#|name ...` (spaces removed), or None if it has none."
     for l in cell.source.splitlines():
         l = l.replace(' ', '')
-        if l.startswith(name.replace(' ', '')): return l[len(name):]
+        if l.startswith(name): return l[len(name):]
     return None
 
 def varies(cell):
