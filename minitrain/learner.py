@@ -20,8 +20,9 @@ from torch.utils.data import default_collate
 from fastcore.basics import patch
 from .training import Dataset, cross_entropy, check_lr, check_epochs, check_losses, labels_of
 from .data import DataLoaders, can_show_figures
+from .progress import ProgressCB, RecorderCB, smooth
 
-_all_ = ['DataLoaders']   # from the data module, star-imported from here too
+_all_ = ['DataLoaders', 'ProgressCB', 'RecorderCB']   # from the modules below, star-imported from here too, as the course's
 
 # %% ../nbs/03_learner.ipynb #49e3d42b
 class CancelFitException(Exception):
@@ -391,14 +392,7 @@ class Learner:
         return t
 
 # %% ../nbs/03_learner.ipynb #1f1fb23e
-_all_ = ['ProgressCB', 'RecorderCB', 'lr_find', 'capture_preds']   # star-imported too
-
-def __getattr__(name):
-    "`ProgressCB` and `RecorderCB`, imported from `minitrain.progress` when asked for: it imports this module."
-    if name in ('ProgressCB', 'RecorderCB'):
-        from minitrain import progress
-        return getattr(progress, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+_all_ = ['lr_find', 'capture_preds']   # patched onto Learner below: star-imported too
 
 # %% ../nbs/03_learner.ipynb #90b1ebde
 class TrainLearner(Learner):
@@ -429,15 +423,6 @@ def set_lr(opt, lr):
     if hasattr(opt, 'param_groups'):
         for g in opt.param_groups: g['lr'] = lr
     else: opt.lr = lr
-
-# %% ../nbs/03_learner.ipynb #ee21b995
-def smooth(xs, beta=0.98):
-    "Exponential moving average of `xs`, debiased so that its first values are not pulled to 0."
-    out, avg = [], 0.
-    for i, x in enumerate(xs):
-        avg = beta * avg + (1 - beta) * x
-        out.append(avg / (1 - beta ** (i + 1)))
-    return out
 
 # %% ../nbs/03_learner.ipynb #4460408e
 class LRFinderCB(Callback):

@@ -10,7 +10,6 @@ import sys, time
 import torch
 from tqdm import tqdm
 from .data import ipython_shell, can_show_figures
-from .learner import Callback, MetricsCB, smooth
 
 # %% ../nbs/04_progress.ipynb #3fc3564b
 def in_kernel():
@@ -32,9 +31,9 @@ def is_main_process():
     return not (d.is_available() and d.is_initialized()) or d.get_rank() == 0
 
 # %% ../nbs/04_progress.ipynb #128d5ba9
-class ProgressCB(Callback):
+class ProgressCB:
     "Bars where they can be drawn, `MetricsCB`'s rows as a table, and with `plot` the training loss."
-    order = MetricsCB.order + 1
+    order = 1   # after MetricsCB (order 0), whose rows it prints
     reports = True   # it shows the run: `capture_preds` leaves it out
     def __init__(self, plot=False): self.plot = plot
 
@@ -104,10 +103,19 @@ class ProgressCB(Callback):
         if m is not None and m.__dict__.get('_log') == self._log: del m._log   # it prints its rows again
         if self.plot and getattr(self, 'losses', None): self._draw()
 
+# %% ../nbs/04_progress.ipynb #46a13897
+def smooth(xs, beta=0.98):
+    "Exponential moving average of `xs`, debiased so that its first values are not pulled to 0."
+    out, avg = [], 0.
+    for i, x in enumerate(xs):
+        avg = beta * avg + (1 - beta) * x
+        out.append(avg / (1 - beta ** (i + 1)))
+    return out
+
 # %% ../nbs/04_progress.ipynb #6e95fe62
-class RecorderCB(Callback):
+class RecorderCB:
     "Every training batch's loss, each validation row, and `f(self)` for each `f` of `d`; a plot of the run or of `d`."
-    order = MetricsCB.order + 1
+    order = 1   # after MetricsCB (order 0): it reads the rows in learn.history
     reports = True   # it records the run: `capture_preds` leaves it out
     def __init__(self, **d): self.d = d
 

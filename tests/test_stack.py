@@ -5,9 +5,6 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parent.parent/'minitrain'
 README = Path(__file__).resolve().parent.parent/'README.md'
-# Imports that still go up the stack, to be taken apart (issue 35): the learner finds `ProgressCB` and `RecorderCB`
-# for `from minitrain.learner import ...` in the progress module (its module `__getattr__`).
-KNOWN_UP = {('learner', 'progress')}
 
 def stack():
     "The modules in the order the README's map gives them, bottom first."
@@ -33,13 +30,13 @@ def test_the_map_names_every_module_once():
 def test_each_module_imports_only_from_below():
     order = {m: i for i, m in enumerate(stack())}
     up = {(m, dep) for m in order for dep, _ in imports(m) if dep is not None and order[dep] >= order[m]}
-    assert up == KNOWN_UP, f'imports that go up the stack: {sorted(up - KNOWN_UP)}; mended, take them off KNOWN_UP: {sorted(KNOWN_UP - up)}'
+    assert up == set(), f'imports that go up the stack: {sorted(up)}'
 
 def test_no_module_hands_out_names_through_getattr():
-    "A module-level `__getattr__` hides where a name lives; the learner's is the known one left (see KNOWN_UP)."
+    "A module-level `__getattr__` hides where a name lives: a name a module hands out is imported there plainly."
     hiding = {m for m in modules() for n in ast.parse((PKG/f'{m}.py').read_text()).body
               if isinstance(n, ast.FunctionDef) and n.name == '__getattr__'}
-    assert hiding == {'learner'}, hiding
+    assert hiding == set(), hiding
 
 def test_no_private_name_crosses_modules():
     private = [(m, dep, n) for m in modules() for dep, names in imports(m) for n in names if n.startswith('_')]
