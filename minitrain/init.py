@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['clean_ipython_hist', 'clean_tb', 'clean_mem', 'kaiming_std', 'BatchTransformCB', 'GeneralRelu', 'plot_func',
-           'init_weights', 'lsuv_stats', 'lsuv_init', 'BatchNorm', 'is_batchnorm', 'conv', 'get_model', 'def_device',
+           'init_weights', 'lsuv_stats', 'lsuv_init', 'BatchNorm', 'get_model', 'conv', 'is_batchnorm', 'def_device',
            'to_device', 'collate_device']
 
 # %% ../nbs/07_init.ipynb #6fd40b70
@@ -12,11 +12,12 @@ import gc, math, sys, traceback
 import torch, torch.nn.functional as F
 from torch import nn
 from torch.nn import init
-from .learner import Callback, def_device, to_cpu, to_device, collate_device
+from .conv import conv, is_batchnorm, def_device, to_device, collate_device
+from .learner import Callback, to_cpu
 from .activations import Hook
 from .progress import ipython_shell
 
-_all_ = ['def_device', 'to_device', 'collate_device']   # as the course's conv module has them
+_all_ = ['conv', 'is_batchnorm', 'def_device', 'to_device', 'collate_device']   # as the course's conv and init modules have them
 
 # %% ../nbs/07_init.ipynb #d801f438
 def clean_ipython_hist():
@@ -138,6 +139,7 @@ class BatchNorm(nn.Module):
         self.register_buffer('running_mean', torch.zeros(nf))
         self.register_buffer('running_var', torch.ones(nf))
         self.register_buffer('num_batches_tracked', torch.tensor(0))
+    batch_norm = True   # so that `conv` leaves out the bias before it
 
     def forward(self, x):
         dims, shape = [0, *range(2, x.ndim)], [1, -1] + [1] * (x.ndim - 2)   # all but the channels; a channel's
@@ -154,20 +156,6 @@ class BatchNorm(nn.Module):
         return x * self.weight.view(shape) + self.bias.view(shape)
 
 # %% ../nbs/07_init.ipynb #ea32f35a
-def is_batchnorm(norm):
-    "Is `norm` (a class, or a partial of one) a batch normalisation, which makes a bias before it redundant?"
-    norm = getattr(norm, 'func', norm)
-    return isinstance(norm, type) and issubclass(norm, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, BatchNorm))
-
-def conv(ni, nf, ks=3, stride=2, act=nn.ReLU, norm=None, bias=None):
-    "A convolution (stride 2 halves the image), then `norm(nf)` and `act()` if given; no bias before a batch norm."
-    if act is True: act = nn.ReLU   # as the course's convolutions lesson wrote it: `act=True` for a ReLU
-    if bias is None: bias = not is_batchnorm(norm)
-    layers = [nn.Conv2d(ni, nf, stride=stride, kernel_size=ks, padding=ks // 2, bias=bias)]
-    if norm: layers.append(norm(nf))
-    if act: layers.append(act())
-    return nn.Sequential(*layers)
-
 def get_model(act=nn.ReLU, nfs=None, norm=None):
     "The course's CNN on `def_device`: a `conv` per pair of widths in `nfs` (1, 8, 16, 32, 64), then 10 scores."
     if nfs is None: nfs = [1, 8, 16, 32, 64]

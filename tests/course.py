@@ -18,9 +18,8 @@ from pathlib import Path
 COURSE = Path(__file__).resolve().parents[2]/'shared'/'course22p2'/'nbs'
 
 # the course's modules, and minitrain's that take their place: the course's datasets module is minitrain's data module
-# (its figure helpers); its conv module (the convolutions lesson, which minitrain does not teach) is minitrain's init,
-# whose `conv` is the later version of the same function and which re-exports the device helpers from the learner
-MODULES = {'learner': 'learner', 'training': 'training', 'conv': 'init', 'datasets': 'data', 'activations': 'activations',
+# (its figure helpers)
+MODULES = {'learner': 'learner', 'training': 'training', 'conv': 'conv', 'datasets': 'data', 'activations': 'activations',
            'init': 'init', 'sgd': 'sgd'}
 UNAVAILABLE = ('datasets', 'torchvision', 'fastprogress')   # the hub's loader, and packages minitrain does not use
 DATA_MARKERS = ('load_dataset(', '@inplace', 'with_transform(', '.from_dd(', "/'mnist.pkl.gz'")   # the hub's; 04's file

@@ -136,8 +136,9 @@ def test_course_11_initializing_runs_on_minitrain():
     ns, printed, failures = run('11_initializing.ipynb', 'init', INIT_DATA)
     plt.close('all')
     assert not failures, '\n\n'.join(failures)
-    for n in ['BatchTransformCB', 'GeneralRelu', 'plot_func', 'init_weights', 'lsuv_init', 'conv', 'get_model', 'clean_mem']:
+    for n in ['BatchTransformCB', 'GeneralRelu', 'plot_func', 'init_weights', 'lsuv_init', 'get_model', 'clean_mem']:
         assert ns[n].__module__ == 'minitrain.init', n
+    assert ns['conv'].__module__ == 'minitrain.conv'   # the one general conv, re-exported by the init module
     # the last model is minitrain's get_model with PyTorch's batch norm: no bias before a batch norm, one at the end
     model, astats, learn = ns['model'], ns['astats'], ns['learn']
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
