@@ -370,3 +370,17 @@ def can_show_figures():
 class DataLoaders:
     "The training and validation loaders, as `.train` and `.valid`."
     def __init__(self, train, valid): self.train, self.valid = train, valid
+
+# %% ../nbs/00_data.ipynb #38765274
+def check_dls(dls):
+    "Raise `ValueError`, naming the argument, unless `dls` has non-empty `.train` and `.valid` loaders."
+    for name in ('train', 'valid'):
+        dl = getattr(dls, name, None)
+        if dl is None:
+            raise ValueError(f"dls must have .train and .valid loaders (use DataLoaders(train_dl, valid_dl)), "
+                             f"got {type(dls).__name__}")
+        if not hasattr(dl, '__iter__') or isinstance(dl, torch.utils.data.Dataset):   # a dataset is indexed, not iterated
+            raise ValueError(f"dls.{name} is a {type(dl).__name__}, not a loader: wrap datasets in loaders, "
+                             f"for example DataLoaders(*get_dls(train_ds, valid_ds, bs))")
+        if hasattr(dl, '__len__') and len(dl) == 0:
+            raise ValueError(f"dls.{name} is an empty loader: it has no batches")

@@ -17,10 +17,10 @@ import torch
 from torch import nn, optim
 import torch.nn.functional as F
 from fastcore.basics import patch
-from .training import Dataset, cross_entropy, check_lr, check_epochs, check_losses, labels_of
-from .data import DataLoaders, can_show_figures
-from .conv import def_device, default_device, check_device, to_device, collate_device
-from .progress import ProgressCB, RecorderCB, smooth
+from .training import check_lr, check_epochs, check_losses, labels_of, check_loss_func, is_class_loss, check_labels
+from .data import DataLoaders, check_dls, can_show_figures
+from .conv import def_device, default_device, check_device, check_devices, to_device, collate_device
+from .progress import ProgressCB, RecorderCB, smooth, plot_lr_find
 
 _all_ = ['DataLoaders', 'ProgressCB', 'RecorderCB', 'def_device', 'check_device', 'to_device', 'collate_device']   # from the modules below, star-imported from here too, as the course's
 
@@ -152,26 +152,6 @@ def as_cbs(cbs):
     if isinstance(cbs, Callback) or not hasattr(cbs, '__iter__'): return [cbs]
     return list(cbs)
 
-def check_dls(dls):
-    "Raise `ValueError`, naming the argument, unless `dls` has non-empty `.train` and `.valid` loaders."
-    for name in ('train', 'valid'):
-        dl = getattr(dls, name, None)
-        if dl is None:
-            raise ValueError(f"dls must have .train and .valid loaders (use DataLoaders(train_dl, valid_dl)), "
-                             f"got {type(dls).__name__}")
-        if not hasattr(dl, '__iter__') or isinstance(dl, (Dataset, torch.utils.data.Dataset)):
-            raise ValueError(f"dls.{name} is a {type(dl).__name__}, not a loader: wrap datasets in loaders, "
-                             f"for example DataLoaders(*get_dls(train_ds, valid_ds, bs))")
-        if hasattr(dl, '__len__') and len(dl) == 0:
-            raise ValueError(f"dls.{name} is an empty loader: it has no batches")
-
-def check_loss_func(f):
-    "Raise `ValueError` unless the loss `f` can be called."
-    if not callable(f):
-        number = isinstance(f, (int, float))
-        hint = f": did you mean lr={f!r}? The third argument of Learner is the loss" if number else ''
-        raise ValueError(f"loss_func must be a function of (preds, targets), got {f!r}{hint}")
-
 # %% ../nbs/03_learner.ipynb #0a769ad1
 _cancels = {'fit': CancelFitException, 'epoch': CancelEpochException, 'batch': CancelBatchException}
 
@@ -202,42 +182,6 @@ class TrainCB(Callback):
     def backward(self, learn): learn.loss.backward()
     def step(self, learn): learn.opt.step()
     def zero_grad(self, learn): learn.opt.zero_grad()
-
-# %% ../nbs/03_learner.ipynb #ec5a768e
-_class_losses = (F.cross_entropy, cross_entropy, F.nll_loss)
-
-def is_class_loss(f):
-    "Does `f` take class indices as targets (cross-entropy or negative log likelihood)?"
-    return f in _class_losses or isinstance(f, (nn.CrossEntropyLoss, nn.NLLLoss))
-
-def check_labels(preds, y, all_y=None, where='the batch'):
-    "Raise `ValueError` unless `y` (and `all_y`, all labels) are class indices for `preds`, or probabilities."
-    if not (torch.is_tensor(preds) and torch.is_tensor(y)) or preds.ndim < 2: return
-    want = (preds.shape[0], *preds.shape[2:])
-    if y.is_floating_point():
-        if y.shape == preds.shape: return   # class probabilities
-        raise ValueError(f"{where} has float labels ({y.dtype}), but the loss needs class indices: "
-                         f"make them integers, for example y.long()")
-    if y.dtype != torch.int64:
-        raise ValueError(f"{where} has labels of dtype {y.dtype}: the loss needs int64 class indices, "
-                         f"for example y.long()")
-    if tuple(y.shape) != want:
-        raise ValueError(f"{where} has labels of shape {tuple(y.shape)} for predictions of shape "
-                         f"{tuple(preds.shape)}: the loss needs one int64 label per prediction, of shape {want}, "
-                         f"for example y.view(-1)")
-    ys = all_y if torch.is_tensor(all_y) and not all_y.is_floating_point() and len(all_y) else y
-    lo, hi, n = int(ys.min()), int(ys.max()), preds.shape[1]
-    if lo < 0 or hi >= n:
-        raise ValueError(f"{where}: labels must be class indices in [0, {n}) to match the model's {n} outputs, "
-                         f"but there is a label {lo if lo < 0 else hi}")
-
-def check_devices(model, batch):
-    "Raise `ValueError` if the parameters of `model` and the first tensor of `batch` are on two devices."
-    p = next(model.parameters(), None) if hasattr(model, 'parameters') else None
-    x = batch[0] if isinstance(batch, (list, tuple)) and len(batch) else batch
-    if p is not None and torch.is_tensor(x) and x.device != p.device:
-        raise ValueError(f"the model is on {p.device} but the batch is on {x.device}: "
-                         f"add DeviceCB() to the callbacks, or move the model or the data")
 
 # %% ../nbs/03_learner.ipynb #dd69cc36
 class BatchCheckCB(Callback):
@@ -430,20 +374,7 @@ class LRFinderCB(Callback):
 
     def plot(self, fn=None):
         "Loss against rate, up to where it diverged, with the suggestion; saved to `fn` if given; the figure."
-        import matplotlib.pyplot as plt
-        pts = [(lr, l) for lr, l in zip(self.lrs, self.losses) if math.isfinite(l)]
-        low = min(range(len(pts)), key=lambda i: pts[i][1]) if pts else 0
-        top = max((l for _, l in pts[:low + 1]), default=0)   # the loss before it fell: past it, the run diverged
-        after = pts[low + 1:]
-        pts = pts[:low + 1] + after[:next((i for i, (_, l) in enumerate(after) if l > top), None)]
-        fig, ax = plt.subplots(figsize=(6, 3.6), layout='constrained')
-        ax.plot([lr for lr, l in pts], [l for lr, l in pts], lw=1, label='training loss')
-        if self.losses:
-            ax.axvline(self.suggestion(), color='C1', ls='--', label=f'suggested lr {self.suggestion():.3g}')
-        ax.set(xscale='log', xlabel='learning rate', ylabel='training loss')
-        ax.legend(loc='upper center', bbox_to_anchor=(0.5, -0.2), ncols=2, frameon=False)
-        if fn: fig.savefig(fn, dpi=100)
-        return fig
+        return plot_lr_find(self.lrs, self.losses, self.suggestion(), fn)
 
 @patch
 def lr_find(self: Learner, gamma=1.3, max_mult=3, start_lr=1e-5, max_epochs=10):

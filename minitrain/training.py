@@ -304,3 +304,38 @@ def fit(epochs, model, loss_func, opt, train_dl, valid_dl):
 def get_dls(train_ds, valid_ds, bs, **kwargs):
     "Loaders for training (shuffled, batches of `bs`) and validation (in order, batches of `2*bs`)."
     return DataLoader(train_ds, bs, shuffle=True, **kwargs), DataLoader(valid_ds, 2*bs, **kwargs)
+
+# %% ../nbs/01_training.ipynb #f249f6f4
+def check_loss_func(f):
+    "Raise `ValueError` unless the loss `f` can be called."
+    if not callable(f):
+        number = isinstance(f, (int, float))
+        hint = f": did you mean lr={f!r}? The third argument of Learner is the loss" if number else ''
+        raise ValueError(f"loss_func must be a function of (preds, targets), got {f!r}{hint}")
+
+_class_losses = (F.cross_entropy, cross_entropy, F.nll_loss)
+
+def is_class_loss(f):
+    "Does `f` take class indices as targets (cross-entropy or negative log likelihood)?"
+    return f in _class_losses or isinstance(f, (nn.CrossEntropyLoss, nn.NLLLoss))
+
+def check_labels(preds, y, all_y=None, where='the batch'):
+    "Raise `ValueError` unless `y` (and `all_y`, all labels) are class indices for `preds`, or probabilities."
+    if not (torch.is_tensor(preds) and torch.is_tensor(y)) or preds.ndim < 2: return
+    want = (preds.shape[0], *preds.shape[2:])
+    if y.is_floating_point():
+        if y.shape == preds.shape: return   # class probabilities
+        raise ValueError(f"{where} has float labels ({y.dtype}), but the loss needs class indices: "
+                         f"make them integers, for example y.long()")
+    if y.dtype != torch.int64:
+        raise ValueError(f"{where} has labels of dtype {y.dtype}: the loss needs int64 class indices, "
+                         f"for example y.long()")
+    if tuple(y.shape) != want:
+        raise ValueError(f"{where} has labels of shape {tuple(y.shape)} for predictions of shape "
+                         f"{tuple(preds.shape)}: the loss needs one int64 label per prediction, of shape {want}, "
+                         f"for example y.view(-1)")
+    ys = all_y if torch.is_tensor(all_y) and not all_y.is_floating_point() and len(all_y) else y
+    lo, hi, n = int(ys.min()), int(ys.max()), preds.shape[1]
+    if lo < 0 or hi >= n:
+        raise ValueError(f"{where}: labels must be class indices in [0, {n}) to match the model's {n} outputs, "
+                         f"but there is a label {lo if lo < 0 else hi}")
