@@ -6,14 +6,17 @@
 __all__ = ['ENV_VAR', 'ELSEWHERE', 'MNIST_FILES', 'OPCODES', 'PICKLE_MOST', 'MIRRORS', 'default_data_dir', 'data_dir',
            'MNISTFileError', 'check_regular', 'cannot_read', 'read_idx', 'write_idx', 'load_idx', 'ArrayUnpickler',
            'CappedReader', 'load_pickle', 'DownloadError', 'NoSpaceError', 'usual_mode', 'download', 'remove_folders',
-           'download_mnist', 'load_mnist', 'show_digits', 'show_image', 'subplots', 'get_grid', 'show_images',
-           'DataLoaders']
+           'download_mnist', 'load_mnist', 'show_digits', 'mnist_dd', 'DataLoaders', 'show_image', 'subplots',
+           'get_grid', 'show_images']
 
 # %% ../nbs/00_data.ipynb #732bdf2f
 import errno, gzip, hashlib, math, os, pickle, pickletools, stat, sys, tempfile, urllib.request, zlib, http.client
 from pathlib import Path
 import numpy as np, torch
 from tqdm import tqdm
+from .datasets import DataLoaders, check_dls, show_image, subplots, get_grid, show_images
+
+_all_ = ['DataLoaders', 'show_image', 'subplots', 'get_grid', 'show_images']   # the datasets lesson's: importable from here too
 
 # %% ../nbs/00_data.ipynb #0fba2c81
 ENV_VAR = 'MINITRAIN_DATA'
@@ -316,46 +319,6 @@ def show_digits(x, y, n=24, ncols=8, figsize=None):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/00_data.ipynb #8da50d62
-def show_image(im, ax=None, figsize=None, title=None, noframe=True, **kwargs):
-    "Draw image `im` (a tensor in (C, H, W) or (H, W) layout, or an array) on `ax`, or on a new axis; returns the axis."
-    import matplotlib.pyplot as plt
-    if torch.is_tensor(im):
-        im = im.detach().cpu()
-        if im.ndim == 3 and im.shape[0] < 5: im = im.permute(1, 2, 0)   # channels last, as matplotlib wants
-    else: im = np.asarray(im)
-    if im.shape[-1] == 1: im = im[..., 0]
-    if ax is None: _, ax = plt.subplots(figsize=figsize)
-    ax.imshow(im, **kwargs)
-    if title is not None: ax.set_title(title)
-    ax.set_xticks([]); ax.set_yticks([])
-    if noframe: ax.axis('off')
-    return ax
-
-def subplots(nrows=1, ncols=1, figsize=None, imsize=3, suptitle=None, **kwargs):
-    "A figure and a grid of axes for images of `imsize` inches; the axes always as an array."
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(nrows, ncols, figsize=figsize or (ncols * imsize, nrows * imsize), **kwargs)
-    if suptitle is not None: fig.suptitle(suptitle)
-    return fig, np.array([ax]) if nrows * ncols == 1 else ax
-
-def get_grid(n, nrows=None, ncols=None, title=None, weight='bold', size=14, **kwargs):
-    "A figure with a grid of at least `n` axes (rows about the square root of `n`); the ones left over are turned off."
-    if nrows: ncols = ncols or math.ceil(n / nrows)
-    elif ncols: nrows = math.ceil(n / ncols)
-    else:
-        nrows = max(1, int(math.sqrt(n)))
-        ncols = math.ceil(n / nrows)
-    fig, axs = subplots(nrows, ncols, **kwargs)
-    for ax in axs.flat[n:]: ax.set_axis_off()
-    if title is not None: fig.suptitle(title, weight=weight, size=size)
-    return fig, axs
-
-def show_images(ims, nrows=None, ncols=None, titles=None, **kwargs):
-    "Draw the images `ims` in a grid, with `titles` if given."
-    axs = get_grid(len(ims), nrows, ncols, **kwargs)[1].flat
-    for i, (im, ax) in enumerate(zip(ims, axs)): show_image(im, ax=ax, title=titles[i] if titles and i < len(titles) else None)
-
 # %% ../nbs/00_data.ipynb #e5f6a7b8
 def ipython_shell():
     "The running IPython shell, if any: a Jupyter kernel, a notebook run by nbdev-test, a terminal IPython."
@@ -366,21 +329,16 @@ def can_show_figures():
     ip = ipython_shell()
     return ip is not None and type(ip).__name__ != 'TerminalInteractiveShell'
 
-# %% ../nbs/00_data.ipynb #24371594
-class DataLoaders:
-    "The training and validation loaders, as `.train` and `.valid`."
-    def __init__(self, train, valid): self.train, self.valid = train, valid
-
-# %% ../nbs/00_data.ipynb #38765274
-def check_dls(dls):
-    "Raise `ValueError`, naming the argument, unless `dls` has non-empty `.train` and `.valid` loaders."
-    for name in ('train', 'valid'):
-        dl = getattr(dls, name, None)
-        if dl is None:
-            raise ValueError(f"dls must have .train and .valid loaders (use DataLoaders(train_dl, valid_dl)), "
-                             f"got {type(dls).__name__}")
-        if not hasattr(dl, '__iter__') or isinstance(dl, torch.utils.data.Dataset):   # a dataset is indexed, not iterated
-            raise ValueError(f"dls.{name} is a {type(dl).__name__}, not a loader: wrap datasets in loaders, "
-                             f"for example DataLoaders(*get_dls(train_ds, valid_ds, bs))")
-        if hasattr(dl, '__len__') and len(dl) == 0:
-            raise ValueError(f"dls.{name} is an empty loader: it has no batches")
+# %% ../nbs/00_data.ipynb #52f688b1
+def mnist_dd(path=None, n_train=60_000, n_test=10_000):
+    "MNIST as a Hugging Face `DatasetDict` of `train` and `test` splits of PIL images and labels, built offline."
+    try: from datasets import ClassLabel, Dataset, DatasetDict, Features, Image
+    except ImportError: raise ImportError('mnist_dd needs the Hugging Face datasets library: pip install "minitrain[hf]"') from None
+    from PIL import Image as PILImage
+    (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = load_mnist(path)
+    features = Features({'image': Image(), 'label': ClassLabel(num_classes=10)})
+    def split(x, y, n):
+        pixels = (x[:n] * 256).to(torch.uint8).view(-1, 28, 28).numpy()   # the pixels were stored as byte / 256
+        return Dataset.from_dict({'image': [PILImage.fromarray(a) for a in pixels], 'label': y[:n].tolist()}, features=features)
+    return DatasetDict(train=split(torch.cat([x_train, x_valid]), torch.cat([y_train, y_valid]), n_train),
+                       test=split(x_test, y_test, n_test))

@@ -1,8 +1,9 @@
 """Run a notebook of the course (course22p2, in ../shared/course22p2/nbs) against minitrain, as a course reader would.
 
 Only these changes are made to the course's code:
-- imports: `from miniai.X import *` becomes minitrain's module for X; imports of what cannot be had here (the Hugging
-  Face `datasets`, torchvision, fastprogress) are dropped. An `#|export` cell, whose definitions minitrain provides,
+- imports: `from miniai.X import *` becomes minitrain's module for X; `import torchvision.transforms.functional as TF`
+  becomes minitrain's module with the same functions (`to_tensor`); imports of what cannot be had or is not used here
+  (the Hugging Face hub's loaders, the rest of torchvision, fastprogress) are dropped. An `#|export` cell, whose definitions minitrain provides,
   is replaced by an import of the names it defines from the notebook's minitrain module, so that from there on they
   are minitrain's; an `#|export` cell of imports alone runs, with its imports changed.
 - IPython: `%time stmt` runs `stmt`; other magics are dropped.
@@ -17,12 +18,13 @@ from pathlib import Path
 
 COURSE = Path(__file__).resolve().parents[2]/'shared'/'course22p2'/'nbs'
 
-# the course's modules, and minitrain's that take their place: the course's datasets module is minitrain's data module
-# (its figure helpers)
-MODULES = {'learner': 'learner', 'training': 'training', 'conv': 'conv', 'datasets': 'data', 'activations': 'activations',
+# the course's modules, and minitrain's that take their place
+MODULES = {'learner': 'learner', 'training': 'training', 'conv': 'conv', 'datasets': 'datasets', 'activations': 'activations',
            'init': 'init', 'sgd': 'sgd'}
 UNAVAILABLE = ('datasets', 'torchvision', 'fastprogress')   # the hub's loader, and packages minitrain does not use
 DATA_MARKERS = ('load_dataset(', '@inplace', 'with_transform(', '.from_dd(', "/'mnist.pkl.gz'")   # the hub's; 04's file
+# torchvision's functions the course uses, from minitrain's modules that have them under the same names
+SUBSTITUTES = {'torchvision.transforms.functional': 'minitrain.datasets'}   # to_tensor
 
 def code_cells(name, folder=COURSE):
     "The source of each code cell of notebook `name` in `folder` (the course's, unless another is given)."
@@ -40,6 +42,8 @@ def change_import(line):
     m = re.match(r'\s*from\s+miniai\.(\w+)\s+import\s+(.*)', line)
     if m:
         return f'from minitrain.{MODULES[m[1]]} import {m[2]}'
+    m = re.match(r'(\s*)import\s+(\S+)\s+as\s+(\w+)\s*$', line)
+    if m and m[2] in SUBSTITUTES: return f'{m[1]}import {SUBSTITUTES[m[2]]} as {m[3]}'
     m = re.match(r'\s*from\s+(\S+)\s+import', line)
     if m: return '' if m[1].split('.')[0] in UNAVAILABLE else line
     m = re.match(r'(\s*)import\s+(.*)', line)
@@ -62,14 +66,15 @@ def unmagic(line):
     if s.startswith('%time '): return line.replace('%time ', '', 1)
     return '' if s.startswith(('%', '!')) else line
 
-def rewrite(cells, module, data_cell):
+def rewrite(cells, module, data_cell, markers=DATA_MARKERS):
     """The cells to run: (index in the notebook, source), with imports, exports and data cells changed as described above.
-    `data_cell` replaces the first data cell (the others are dropped), or, as a list, each data cell in turn."""
+    `data_cell` replaces the first data cell (the others are dropped), or, as a list, each data cell in turn; a data
+    cell is one that holds one of `markers`."""
     out, data_cells = [], list(data_cell) if isinstance(data_cell, (list, tuple)) else [data_cell]
     for i, src in enumerate(cells):
         ds = directives(src)
         if any(d.startswith('#|default_exp') for d in ds) or 'nbdev_export()' in src: continue
-        if any(m in src for m in DATA_MARKERS):
+        if any(m in src for m in markers):
             if data_cells: out.append((i, data_cells.pop(0)))
             elif isinstance(data_cell, (list, tuple)): raise ValueError(f'cell {i} loads data, and no replacement is left for it')
             continue
@@ -80,12 +85,12 @@ def rewrite(cells, module, data_cell):
     if data_cells and isinstance(data_cell, (list, tuple)): raise ValueError(f'{len(data_cells)} data cells were not used')
     return out
 
-def run(name, module, data_cell):
+def run(name, module, data_cell, markers=DATA_MARKERS):
     "Run the course's notebook `name` on minitrain; returns the namespace, each run cell's stdout, and the failures."
     import matplotlib
     matplotlib.use('Agg')
     ns, printed, failures = {'__name__': '__course__'}, {}, []
-    for i, src in rewrite(code_cells(name), module, data_cell):
+    for i, src in rewrite(code_cells(name), module, data_cell, markers):
         with contextlib.redirect_stdout(io.StringIO()) as out:
             try: exec(compile(src, f'<{name} cell {i}>', 'exec'), ns)
             except Exception: failures.append(f'cell {i}:\n{src}\n{traceback.format_exc(limit=-3)}')

@@ -178,3 +178,31 @@ def test_course_12_accel_sgd_runs_on_minitrain():
     assert isinstance(learn.opt, torch.optim.AdamW) and float(learn.metrics.all_metrics['accuracy'].compute()) > 0.8
     # the course's own SGD, Momentum, RMSProp and Adam, with only step and zero_grad, trained through minitrain's learner
     assert all(k in ns for k in ['SGD', 'Momentum', 'RMSProp', 'Adam']) and ns['SGD'].__module__ == '__course__'
+
+# 05_datasets asks the hub about Fashion-MNIST (a builder's description, features and splits) and loads it; the same
+# questions of MNIST as minitrain's data module builds it offline, a DatasetDict of the same features
+DATASETS_DATA = ['''
+from minitrain.data import mnist_dd
+dsd = mnist_dd(n_train=1000, n_test=200)
+print("MNIST, as a DatasetDict built offline by minitrain.data.mnist_dd")
+''', "dsd['train'].features", "{k: v.num_rows for k, v in dsd.items()}", "dsd", "x,y = dsd['train'].features"]
+DATASETS_MARKERS = ('load_dataset(', 'load_dataset_builder(', 'ds_builder.')
+
+@need_data
+def test_course_05_datasets_runs_on_minitrain():
+    import matplotlib.pyplot as plt
+    import minitrain.datasets as mds
+    ns, printed, failures = run('05_datasets.ipynb', 'datasets', DATASETS_DATA, DATASETS_MARKERS)
+    plt.close('all')
+    assert not failures, '\n\n'.join(failures)
+    for n in ['inplace', 'collate_dict', 'show_image', 'subplots', 'get_grid', 'show_images', 'DataLoaders']:
+        assert ns[n] is getattr(mds, n), n
+    assert ns['TF'] is mds   # torchvision's to_tensor, here minitrain's
+    # the course's own transforms, through minitrain's inplace and collate_dict, on the DatasetDict
+    assert ns['r'][ns['x']].shape == (784,) and ns['dlf'].collate_fn.__qualname__.startswith('collate_dict')
+    assert ns['xb'].shape == (16, 1, 28, 28) and ns['titles'] == tuple(ns['names'][int(i)] for i in ns['lbls'])
+    # and the course's from_dd, which 05 exports without calling, on the course's transform
+    dls = ns['DataLoaders'].from_dd(ns['dsd'].with_transform(ns['transformi']), 32)
+    xb, yb = next(iter(dls.valid))
+    assert (xb.shape, yb.shape, len(dls.train)) == ((64, 784), (64,), 32)
+    assert torch.equal(yb, torch.tensor(ns['dsd']['test']['label'][:64]))   # validation in order
