@@ -6,13 +6,13 @@
 __all__ = ['to_tensor', 'inplace', 'collate_dict', 'show_image', 'subplots', 'get_grid', 'show_images', 'DataLoaders',
            'as_tensors']
 
-# %% ../nbs/02a_datasets.ipynb #6be47b5c
+# %% ../nbs/02a_datasets.ipynb #06f0d461
 import math
 from operator import itemgetter
 import numpy as np, torch
 from torch.utils.data import default_collate
 
-# %% ../nbs/02a_datasets.ipynb #4af88506
+# %% ../nbs/02a_datasets.ipynb #2e749ae9
 def to_tensor(im):
     "A PIL image or an `(H, W)` or `(H, W, C)` array as a float tensor `(C, H, W)`; 8-bit pixels divided by 255."
     a = np.array(im)   # a copy, which the tensor may share
@@ -20,7 +20,7 @@ def to_tensor(im):
     t = torch.from_numpy(a).permute(2, 0, 1)
     return t.float().div_(255) if t.dtype == torch.uint8 else t.float()
 
-# %% ../nbs/02a_datasets.ipynb #6810c67b
+# %% ../nbs/02a_datasets.ipynb #ca44a38f
 def inplace(f):
     "`f`, which changes a batch in place, as a function that also returns the batch."
     def _f(b):
@@ -28,14 +28,14 @@ def inplace(f):
         return b
     return _f
 
-# %% ../nbs/02a_datasets.ipynb #db4ae4c2
+# %% ../nbs/02a_datasets.ipynb #7a5797e2
 def collate_dict(ds):
     "A `collate_fn` for the rows of `ds`: PyTorch's `default_collate`, then a tuple in the order of `ds.features`."
     get = itemgetter(*ds.features)
     def _f(b): return get(default_collate(b))
     return _f
 
-# %% ../nbs/02a_datasets.ipynb #3bf1f213
+# %% ../nbs/02a_datasets.ipynb #17a7cb35
 def show_image(im, ax=None, figsize=None, title=None, noframe=True, **kwargs):
     "Draw image `im` (a tensor in (C, H, W) or (H, W) layout, or an array) on `ax`, or on a new axis; returns the axis."
     import matplotlib.pyplot as plt
@@ -75,7 +75,7 @@ def show_images(ims, nrows=None, ncols=None, titles=None, **kwargs):
     axs = get_grid(len(ims), nrows, ncols, **kwargs)[1].flat
     for i, (im, ax) in enumerate(zip(ims, axs)): show_image(im, ax=ax, title=titles[i] if titles and i < len(titles) else None)
 
-# %% ../nbs/02a_datasets.ipynb #4c793c23
+# %% ../nbs/02a_datasets.ipynb #bf1d173b
 class DataLoaders:
     "The training and validation loaders, as `.train` and `.valid`: the first two of `dls`."
     def __init__(self, *dls):
@@ -91,7 +91,7 @@ class DataLoaders:
         return cls(DL(trn, batch_size, shuffle=True, collate_fn=collate, **kwargs),
                    DL(val, batch_size * 2, collate_fn=collate, **kwargs))
 
-# %% ../nbs/02a_datasets.ipynb #64c56525
+# %% ../nbs/02a_datasets.ipynb #7a0476e4
 def check_dls(dls):
     "Raise `ValueError`, naming the argument, unless `dls` has non-empty `.train` and `.valid` loaders."
     for name in ('train', 'valid'):
@@ -105,7 +105,7 @@ def check_dls(dls):
         if hasattr(dl, '__len__') and len(dl) == 0:
             raise ValueError(f"dls.{name} is an empty loader: it has no batches")
 
-# %% ../nbs/02a_datasets.ipynb #56861dd1
+# %% ../nbs/02a_datasets.ipynb #992720c2
 def as_tensors(ds, x='image', y='label'):
     "The images `x` of a Hugging Face `Dataset` as floats `(N, C, H, W)` in [0, 1], and its labels `y`: decoded once."
     b = ds.with_format('torch')[:]

@@ -18,7 +18,7 @@ from torch import nn, optim
 import torch.nn.functional as F
 from fastcore.basics import patch
 from .training import check_lr, check_epochs, check_losses, labels_of, check_loss_func, is_class_loss, check_labels
-from .data import DataLoaders, check_dls, can_show_figures
+from .datasets import DataLoaders, check_dls
 from .conv import def_device, default_device, check_device, check_devices, to_device, collate_device
 from .progress import ProgressCB, RecorderCB, smooth, plot_lr_find
 
@@ -338,7 +338,7 @@ class LRFinderCB(Callback):
     def before_fit(self, learn):
         self.model, self.mode = learn.model, learn.model.training   # put back when the fit ends
         self.state = copy.deepcopy(learn.model.state_dict())
-        self.lrs, self.losses, self.min, self.diverged = [], [], math.inf, False
+        self.lrs, self.losses, self.min, self.diverged, self.fig = [], [], math.inf, False, None
     def before_epoch(self, learn):
         if not learn.model.training: raise CancelEpochException()
     def after_batch(self, learn):
@@ -363,7 +363,7 @@ class LRFinderCB(Callback):
             print(f"lr_find: the loss never rose past {self.max_mult} times its lowest, so "
                   f"{self.suggestion():.3g} is only the end of the range tried: "
                   f"give it more epochs or a larger gamma", file=sys.stderr)
-        if can_show_figures(): self.plot()
+        self.fig = self.plot()   # on matplotlib's current backend: shown in a notebook, saved with plt.savefig in a script
 
     def suggestion(self):
         "A tenth of the rate at the lowest point of the smoothed loss; None before any batch."

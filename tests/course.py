@@ -20,7 +20,7 @@ COURSE = Path(__file__).resolve().parents[2]/'shared'/'course22p2'/'nbs'
 
 # the course's modules, and minitrain's that take their place
 MODULES = {'learner': 'learner', 'training': 'training', 'conv': 'conv', 'datasets': 'datasets', 'activations': 'activations',
-           'init': 'init', 'sgd': 'sgd'}
+           'init': 'init', 'sgd': 'sgd', 'resnet': 'resnet'}
 UNAVAILABLE = ('datasets', 'torchvision', 'fastprogress')   # the hub's loader, and packages minitrain does not use
 DATA_MARKERS = ('load_dataset(', '@inplace', 'with_transform(', '.from_dd(', "/'mnist.pkl.gz'")   # the hub's; 04's file
 # torchvision's functions the course uses, from minitrain's modules that have them under the same names
@@ -66,12 +66,13 @@ def unmagic(line):
     if s.startswith('%time '): return line.replace('%time ', '', 1)
     return '' if s.startswith(('%', '!')) else line
 
-def rewrite(cells, module, data_cell, markers=DATA_MARKERS):
+def rewrite(cells, module, data_cell, markers=DATA_MARKERS, stop=None):
     """The cells to run: (index in the notebook, source), with imports, exports and data cells changed as described above.
     `data_cell` replaces the first data cell (the others are dropped), or, as a list, each data cell in turn; a data
-    cell is one that holds one of `markers`."""
+    cell is one that holds one of `markers`. With `stop`, the cells from the first that holds it on are left out."""
     out, data_cells = [], list(data_cell) if isinstance(data_cell, (list, tuple)) else [data_cell]
     for i, src in enumerate(cells):
+        if stop is not None and stop in src: break
         ds = directives(src)
         if any(d.startswith('#|default_exp') for d in ds) or 'nbdev_export()' in src: continue
         if any(m in src for m in markers):
@@ -85,12 +86,12 @@ def rewrite(cells, module, data_cell, markers=DATA_MARKERS):
     if data_cells and isinstance(data_cell, (list, tuple)): raise ValueError(f'{len(data_cells)} data cells were not used')
     return out
 
-def run(name, module, data_cell, markers=DATA_MARKERS):
+def run(name, module, data_cell, markers=DATA_MARKERS, stop=None):
     "Run the course's notebook `name` on minitrain; returns the namespace, each run cell's stdout, and the failures."
     import matplotlib
     matplotlib.use('Agg')
     ns, printed, failures = {'__name__': '__course__'}, {}, []
-    for i, src in rewrite(code_cells(name), module, data_cell, markers):
+    for i, src in rewrite(code_cells(name), module, data_cell, markers, stop):
         with contextlib.redirect_stdout(io.StringIO()) as out:
             try: exec(compile(src, f'<{name} cell {i}>', 'exec'), ns)
             except Exception: failures.append(f'cell {i}:\n{src}\n{traceback.format_exc(limit=-3)}')

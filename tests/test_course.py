@@ -206,3 +206,38 @@ def test_course_05_datasets_runs_on_minitrain():
     xb, yb = next(iter(dls.valid))
     assert (xb.shape, yb.shape, len(dls.train)) == ((64, 784), (64,), 32)
     assert torch.equal(yb, torch.tensor(ns['dsd']['test']['label'][:64]))   # validation in order
+
+# 13_resnet loads Fashion-MNIST normalised, in batches of 1024, with four worker processes; here a subset of MNIST,
+# normalised by its own mean and std, in batches of 64 so that its five-epoch fits and lr_find take seconds
+RESNET_DATA = '''
+from minitrain.data import load_mnist
+from minitrain.training import Dataset, DataLoader
+(x_tr, y_tr), (x_va, y_va), _ = load_mnist()
+xmean, xstd = x_tr.mean(), x_tr.std()
+def images(x, n): return ((x[:n] - xmean) / xstd).view(-1, 1, 28, 28)
+bs = 64
+dls = DataLoaders(DataLoader(Dataset(images(x_tr, 1024), y_tr[:1024]), bs, shuffle=True),
+                  DataLoader(Dataset(images(x_va, 1024), y_va[:1024]), 2 * bs))
+'''
+
+@need_data
+def test_course_13_resnet_runs_on_minitrain():
+    "Up to its timm section: timm needs torchvision, which does not import beside PyTorch's CPU wheel."
+    import matplotlib.pyplot as plt
+    import minitrain.resnet as mr
+    from minitrain.learner import Learner
+    summary = Learner.summary
+    try: ns, printed, failures = run('13_resnet.ipynb', 'resnet', RESNET_DATA, stop='import timm')
+    finally: Learner.summary = summary   # the notebook patches its own summary onto the learner
+    plt.close('all')
+    assert not failures, '\n\n'.join(failures)
+    assert ns['act_gr'] is mr.act_gr and ns['ResBlock'] is mr.ResBlock
+    # the course's summary on minitrain's ResNet: 1,008 parameters fewer than the course's 1,228,908, the convolutions
+    # before a batch norm having no bias
+    tot = [l for p in printed.values() for l in p.splitlines() if l.startswith('Tot params')]
+    assert tot == ['Tot params:  1227900'], tot
+    blocks = [m for m in ns['model'].modules() if isinstance(m, mr.ResBlock)]
+    assert len(blocks) == 6 and isinstance(blocks[0].idconv[0], torch.nn.Conv2d) and isinstance(blocks[1].pool, torch.nn.AvgPool2d)
+    # its last fit, five epochs of 1cycle on the ResNet (16 batches each), learned: far past chance
+    rows = [r for r in ns['learn'].metrics.learn.history if not r['train']]
+    assert len(rows) == 5 and rows[-1]['accuracy'] > 0.9, rows

@@ -495,3 +495,25 @@ def test_lr_finder_plot_stops_at_the_divergence():
     f.lrs = [1e-3 * 1.3 ** i for i in range(len(f.losses))]
     ys = list(f.plot().axes[0].lines[0].get_ydata())
     assert ys == [2.3, 2.2, 1.8, 1.0, 0.8, 1.5]   # past the starting loss the run diverged: the plot stops there
+
+def test_lr_find_draws_its_figure_in_a_script_too(tmp_path):
+    "As the course's: a figure on matplotlib's current backend (Agg here, as in a script), which plt.savefig saves."
+    code = f'''
+import matplotlib; matplotlib.use('Agg')
+import matplotlib.pyplot as plt, torch, torch.nn.functional as F
+from minitrain.datasets import DataLoaders
+from minitrain.training import Dataset, DataLoader, set_seed
+from minitrain.learner import MomentumLearner
+set_seed(0)
+x = torch.randn(512, 4); y = (x[:, 0] > 0).long()
+dls = DataLoaders(DataLoader(Dataset(x, y), 16, shuffle=True), DataLoader(Dataset(x, y), 32))
+assert plt.get_fignums() == []
+learn = MomentumLearner(torch.nn.Linear(4, 2), dls, F.cross_entropy)
+learn.lr_find()
+assert plt.get_fignums() == [learn.lr_finder.fig.number], plt.get_fignums()
+plt.savefig({str(tmp_path/'lr.png')!r})
+'''
+    import subprocess, sys
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path/'lr.png').stat().st_size > 5000
