@@ -8,8 +8,9 @@ from conftest import make_mnist, run_cli
                                        (['--plot', '/no/such/folder/h.png'], '--plot'), (['--epochs', 'three'], '--epochs'),
                                        (['--plot', '/tmp'], '--plot'), (['--plot', '/dev/full'], '--plot'), (['--plot', 'fig.txt'], '--plot'),
                                        (['--seed', '-5'], '--seed'), (['--seed', str(2**32)], '--seed'), (['--device', 'gpu'], '--device'),
-                                       (['--model', 'resnet'], '--model'), (['--opt', 'lbfgs'], '--opt'), (['--sched', 'cosine'], '--sched'),
-                                       (['--model', 'cnn', '--nh', '10'], '--nh'), (['--model', 'cnn', '--backward', 'manual'], '--backward')])
+                                       (['--model', 'vgg'], '--model'), (['--opt', 'lbfgs'], '--opt'), (['--sched', 'cosine'], '--sched'),
+                                       (['--model', 'cnn', '--nh', '10'], '--nh'), (['--model', 'cnn', '--backward', 'manual'], '--backward'),
+                                       (['--model', 'resnet', '--nh', '10'], '--nh'), (['--model', 'resnet', '--backward', 'manual'], '--backward')])
 def test_bad_options_one_line(cli, args, name):
     r = cli(*args)
     assert r.returncode == 2
@@ -82,6 +83,14 @@ def test_cnn_recipe_trains_on_small_data(cli, tmp_path):
     # not far in 20 steps; but past chance (0.1, and a loss of ln 10 = 2.30)
     valid_loss = float(lines[-2].split()[3])
     assert lines[-1].startswith('accuracy ') and float(lines[-1].split()[1]) > 0.2 and valid_loss < 2.0, lines
+
+def test_resnet_trains_on_small_data(cli, tmp_path):
+    "The ResNet lesson's model and recipe: 1,000 training images, 20 steps of AdamW and 1cycle."
+    r = cli('--model', 'resnet', '--data', str(make_mnist(tmp_path, n_train=11_000)), '--epochs', '1', '--bs', '50', '--device', 'cpu')
+    assert r.returncode == 0 and r.stderr == '', r.stderr
+    lines = r.stdout.splitlines()
+    assert [l.split()[:2] for l in lines[1:-1]] == [['0', 'train'], ['0', 'eval']]
+    assert lines[-1].startswith('accuracy ') and float(lines[-1].split()[1]) > 0.9, lines   # it learns the synthetic bars; 1.0 at seeds 1, 2 and 3
 
 def test_mlp_with_adam_and_onecycle(cli, tmp_path):
     data = str(make_mnist(tmp_path, n_train=10_200))
