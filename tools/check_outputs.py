@@ -9,7 +9,7 @@ Most cells must print exactly what was saved. Two kinds of cell are compared mor
   for number, each whole number (an epoch, a count) exact, and each other number within X of the saved one.
   Another processor, or another number of threads, sums floats in another order, and a training run's last digits
   follow (see the README's "Numbers and machines"); X is the spread `tools/matrix.py measure` found across CPU
-  settings, with a margin. 32 cells use it.
+  settings, with a margin. 33 cells use it.
 - A cell whose output changes from run to run for reasons that have nothing to do with the maths (a timing) opts
   out with a line `#|varies`. 13 cells use it, all of them timings or a progress bar's clock.
 
