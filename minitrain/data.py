@@ -14,7 +14,7 @@ import errno, gzip, hashlib, math, os, pickle, pickletools, stat, sys, tempfile,
 from pathlib import Path
 import numpy as np, torch
 from tqdm import tqdm
-from .datasets import DataLoaders, check_dls, show_image, subplots, get_grid, show_images
+from .datasets import DataLoaders, show_image, subplots, get_grid, show_images
 
 _all_ = ['DataLoaders', 'show_image', 'subplots', 'get_grid', 'show_images']   # the datasets lesson's: importable from here too
 
