@@ -1,8 +1,9 @@
 """Run a notebook of the course (course22p2, in ../shared/course22p2/nbs) against minitrain, as a course reader would.
 
 Only these changes are made to the course's code:
-- imports: `from miniai.X import *` becomes minitrain's module for X; `import torchvision.transforms.functional as TF`
-  becomes minitrain's module with the same functions (`to_tensor`); imports of what cannot be had or is not used here
+- imports: `from miniai.X import *` becomes minitrain's module for X; torchvision's `transforms` and `transforms.functional`
+  become minitrain's augment module, which has the ones the course uses under their names (`to_tensor`, `hflip`,
+  `RandomCrop`, `RandomHorizontalFlip`); imports of what cannot be had or is not used here
   (the Hugging Face hub's loaders, the rest of torchvision, fastprogress) are dropped. An `#|export` cell, whose definitions minitrain provides,
   is replaced by an import of the names it defines from the notebook's minitrain module, so that from there on they
   are minitrain's; an `#|export` cell of imports alone runs, with its imports changed.
@@ -24,7 +25,8 @@ MODULES = {'learner': 'learner', 'training': 'training', 'conv': 'conv', 'datase
 UNAVAILABLE = ('datasets', 'torchvision', 'fastprogress')   # the hub's loader, and packages minitrain does not use
 DATA_MARKERS = ('load_dataset(', '@inplace', 'with_transform(', '.from_dd(', "/'mnist.pkl.gz'")   # the hub's; 04's file
 # torchvision's functions the course uses, from minitrain's modules that have them under the same names
-SUBSTITUTES = {'torchvision.transforms.functional': 'minitrain.datasets'}   # to_tensor
+SUBSTITUTES = {'torchvision.transforms.functional': 'minitrain.augment',   # to_tensor, hflip
+               'torchvision.transforms': 'minitrain.augment'}              # RandomCrop, RandomHorizontalFlip
 
 def code_cells(name, folder=COURSE):
     "The source of each code cell of notebook `name` in `folder` (the course's, unless another is given)."
@@ -42,13 +44,15 @@ def change_import(line):
     m = re.match(r'\s*from\s+miniai\.(\w+)\s+import\s+(.*)', line)
     if m:
         return f'from minitrain.{MODULES[m[1]]} import {m[2]}'
-    m = re.match(r'(\s*)import\s+(\S+)\s+as\s+(\w+)\s*$', line)
-    if m and m[2] in SUBSTITUTES: return f'{m[1]}import {SUBSTITUTES[m[2]]} as {m[3]}'
+    m = re.match(r'(\s*)from\s+(\S+)\s+import\s+(\w+)\s*$', line)   # `from torchvision import transforms`
+    if m and f'{m[2]}.{m[3]}' in SUBSTITUTES: return f'{m[1]}import {SUBSTITUTES[m[2] + "." + m[3]]} as {m[3]}'
     m = re.match(r'\s*from\s+(\S+)\s+import', line)
     if m: return '' if m[1].split('.')[0] in UNAVAILABLE else line
     m = re.match(r'(\s*)import\s+(.*)', line)
-    if m:   # `import a.b as c, d`: keep the modules that can be had
-        kept = [n.strip() for n in m[2].split(',') if n.strip().split('.')[0].split()[0] not in UNAVAILABLE]
+    if m:   # `import a.b as c, d`: minitrain's module for torchvision's, and the other modules that can be had
+        names = [n.strip().split() for n in m[2].split(',')]
+        kept = [' '.join([SUBSTITUTES[n[0]], *n[1:]]) if n[0] in SUBSTITUTES else ' '.join(n) for n in names
+                if n[0] in SUBSTITUTES or n[0].split('.')[0] not in UNAVAILABLE]
         return f"{m[1]}import {', '.join(kept)}" if kept else ''
     return line
 
@@ -81,7 +85,7 @@ def rewrite(cells, module, data_cell, markers=DATA_MARKERS, stop=None):
             continue
         lines = [l for l in src.splitlines() if not l.startswith('#|')]
         if any(d.startswith('#|export') for d in ds) and not all(is_import(l) for l in lines):
-            lines = [l for l in lines if is_import(l)] + [f"from minitrain.{module} import {', '.join(defined(src))}"]
+            lines = [l for l in lines if is_import(l) and l == l.lstrip()] + [f"from minitrain.{module} import {', '.join(defined(src))}"]
         out.append((i, '\n'.join(change_import(unmagic(l)) for l in lines)))
     if data_cells and isinstance(data_cell, (list, tuple)): raise ValueError(f'{len(data_cells)} data cells were not used')
     return out

@@ -197,7 +197,7 @@ def test_course_05_datasets_runs_on_minitrain():
     assert not failures, '\n\n'.join(failures)
     for n in ['inplace', 'collate_dict', 'show_image', 'subplots', 'get_grid', 'show_images', 'DataLoaders']:
         assert ns[n] is getattr(mds, n), n
-    assert ns['TF'] is mds   # torchvision's to_tensor, here minitrain's
+    assert ns['TF'].to_tensor is mds.to_tensor   # torchvision's to_tensor, here minitrain's
     # the course's own transforms, through minitrain's inplace and collate_dict, on the DatasetDict
     assert ns['r'][ns['x']].shape == (784,) and ns['dlf'].collate_fn.__qualname__.startswith('collate_dict')
     assert ns['xb'].shape == (16, 1, 28, 28) and ns['titles'] == tuple(ns['names'][int(i)] for i in ns['lbls'])
@@ -241,3 +241,29 @@ def test_course_13_resnet_runs_on_minitrain():
     # its last fit, five epochs of 1cycle on the ResNet (16 batches each), learned: far past chance
     rows = [r for r in ns['learn'].metrics.learn.history if not r['train']]
     assert len(rows) == 5 and rows[-1]['accuracy'] > 0.9, rows
+
+# 14_augment loads Fashion-MNIST as 13 does; here 128 training images in batches of 64, so that its four five-epoch fits
+# of ResNets up to 512 channels take seconds
+AUGMENT_DATA = RESNET_DATA.replace('images(x_tr, 1024), y_tr[:1024]', 'images(x_tr, 128), y_tr[:128]').replace(
+    'images(x_va, 1024), y_va[:1024]', 'images(x_va, 128), y_va[:128]')
+
+@need_data
+def test_course_14_augment_runs_on_minitrain_up_to_its_long_runs():
+    "Its wider ResNets, global pooling, summary, torchvision's crop and flip (minitrain's), show_image_batch; up to its 20-epoch run."
+    import matplotlib.pyplot as plt
+    import minitrain.augment as ma
+    from minitrain.learner import Learner
+    assert AUGMENT_DATA != RESNET_DATA
+    summary = Learner.summary
+    try: ns, printed, failures = run('14_augment.ipynb', 'augment', AUGMENT_DATA, stop='epochs = 20')
+    finally: Learner.summary = summary
+    plt.close('all')
+    assert not failures, '\n\n'.join(failures)
+    assert ns['summary'] is ma.summary and ns['show_image_batch'] is ma.show_image_batch
+    assert isinstance(ns['tfms'][0], ma.RandomCrop) and ns['tfms'][0].padding == 1 and isinstance(ns['tfms'][1], ma.RandomHorizontalFlip)
+    # minitrain's summary on the course's wider models: one line of totals each
+    tot = [l for p in printed.values() for l in p.splitlines() if l.startswith('Tot params')]
+    assert len(tot) == 3 and all('MFLOPS' in t for t in tot), tot
+    # the augmented batch the course looked at, 1 epoch with torchvision's crop and flip: minitrain's, drawn per image
+    xb, yb = ns['xb'], ns['yb']
+    assert xb.shape == (64, 1, 28, 28) and yb.shape == (64,)
