@@ -15,6 +15,7 @@ import torch, torch.nn.functional as F
 from torch import optim
 from torch.optim import lr_scheduler
 from minitrain.data import load_mnist
+from minitrain.cli import cnn_images
 from minitrain.datasets import DataLoaders
 from minitrain.training import Dataset, DataLoader, accuracy, set_seed
 from minitrain.learner import TrainLearner, DeviceCB, MetricsCB
@@ -31,10 +32,9 @@ def main():
     p.add_argument('--padding', type=int, default=2)
     args = p.parse_args()
     (x_train, y_train), (x_valid, y_valid), _ = load_mnist()
-    m, s = x_train.mean(), x_train.std()
-    def images(x): return ((x - m) / s).view(-1, 1, 28, 28)
-    dls = DataLoaders(DataLoader(Dataset(images(x_train), y_train), args.bs, shuffle=True),
-                      DataLoader(Dataset(images(x_valid), y_valid), 2 * args.bs))
+    x_train, x_valid = cnn_images(x_train, x_valid)   # normalised, as (N, 1, 28, 28): the command line's CNN images
+    dls = DataLoaders(DataLoader(Dataset(x_train, y_train), args.bs, shuffle=True),
+                      DataLoader(Dataset(x_valid, y_valid), 2 * args.bs))
     crop = RandomCrop(28, padding=args.padding)
     aug = BatchTransformCB(lambda b: (crop(b[0]), b[1]), on_val=False)
     set_seed(42)

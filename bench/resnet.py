@@ -12,6 +12,7 @@ import torch, torch.nn.functional as F
 from torch import nn, optim
 from torch.optim import lr_scheduler
 from minitrain.data import load_mnist
+from minitrain.cli import cnn_images
 from minitrain.datasets import DataLoaders
 from minitrain.training import Dataset, DataLoader, accuracy, set_seed
 from minitrain.conv import conv
@@ -32,10 +33,9 @@ def main():
     p.add_argument('--bs', type=int, default=256)
     args = p.parse_args()
     (x_train, y_train), (x_valid, y_valid), _ = load_mnist()
-    m, s = x_train.mean(), x_train.std()
-    def images(x): return ((x - m) / s).view(-1, 1, 28, 28)
-    dls = DataLoaders(DataLoader(Dataset(images(x_train), y_train), args.bs, shuffle=True),
-                      DataLoader(Dataset(images(x_valid), y_valid), 2 * args.bs))
+    x_train, x_valid = cnn_images(x_train, x_valid)   # normalised, as (N, 1, 28, 28): the command line's CNN images
+    dls = DataLoaders(DataLoader(Dataset(x_train, y_train), args.bs, shuffle=True),
+                      DataLoader(Dataset(x_valid, y_valid), 2 * args.bs))
     print(f"{torch.get_num_threads()} threads, batches of {args.bs}, {args.epochs} epochs")
     for name, make, lr in [('plain CNN', lambda: plain_cnn(), 6e-2), ('ResNet', lambda: get_resnet(act_gr), 2e-2)]:
         set_seed(42)

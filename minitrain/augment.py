@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn import init
 from fastcore.basics import patch
-from .datasets import show_images, to_tensor   # to_tensor: so that this module has torchvision's functions the course uses
+from .datasets import show_images, to_tensor  # noqa: F401 -- to_tensor: torchvision's functions the course uses, all here
 from .learner import Learner, Callback, CancelFitException, CapturePreds, capture_preds, as_cbs
 from .resnet import summary
 

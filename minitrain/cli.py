@@ -100,11 +100,11 @@ def cnn_memory_needed(bs):
 
 def resnet_memory_needed(bs, nfs=(8, 16, 32, 64, 128, 256)):
     "Bytes that the ResNet needs for a batch of `bs`: each block's activations, at its input's and output's size, and their gradients."
-    per_image, side, ni = 10, 28, 1
+    per_image, side = 10, 28
     for i, nf in enumerate(nfs):
         out = side if i == 0 else (side + 1) // 2   # the first block keeps the image's size; the others halve it
         per_image += 3 * nf * side * side + 6 * nf * out * out   # conv, norm, act at the input's size; the rest at the output's
-        side, ni = out, nf
+        side = out
     return 4 * 2 * min(bs, 60_000) * per_image
 
 def physical_memory():

@@ -14,12 +14,12 @@ from collections.abc import Mapping
 from functools import partial
 from operator import attrgetter
 import torch
-from torch import nn, optim
+from torch import optim
 import torch.nn.functional as F
 from fastcore.basics import patch
 from .training import check_lr, check_epochs, check_losses, labels_of, check_loss_func, is_class_loss, check_labels
 from .datasets import DataLoaders, check_dls
-from .conv import def_device, default_device, check_device, check_devices, to_device, collate_device
+from .conv import def_device, default_device, check_device, check_devices, to_device, collate_device   # default_device: importable from here, as before
 from .progress import ProgressCB, RecorderCB, smooth, plot_lr_find
 
 _all_ = ['DataLoaders', 'ProgressCB', 'RecorderCB', 'def_device', 'check_device', 'to_device', 'collate_device']   # from the modules below, star-imported from here too, as the course's

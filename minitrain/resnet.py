@@ -7,7 +7,6 @@ __all__ = ['act_gr', 'ResBlock', 'get_resnet', 'mflops', 'summary']
 
 # %% ../nbs/08a_resnet.ipynb #aff14cd2
 from functools import partial
-import torch
 from torch import nn
 from fastcore.basics import patch
 from .conv import conv

@@ -239,7 +239,7 @@ def test_course_13_resnet_runs_on_minitrain():
     blocks = [m for m in ns['model'].modules() if isinstance(m, mr.ResBlock)]
     assert len(blocks) == 6 and isinstance(blocks[0].idconv[0], torch.nn.Conv2d) and isinstance(blocks[1].pool, torch.nn.AvgPool2d)
     # its last fit, five epochs of 1cycle on the ResNet (16 batches each), learned: far past chance
-    rows = [r for r in ns['learn'].metrics.learn.history if not r['train']]
+    rows = [r for r in ns['learn'].history if not r['train']]
     assert len(rows) == 5 and rows[-1]['accuracy'] > 0.9, rows
 
 # 14_augment loads Fashion-MNIST as 13 does; here 128 training images in batches of 64, so that its four five-epoch fits

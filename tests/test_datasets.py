@@ -4,7 +4,6 @@ import ast, inspect, subprocess, sys
 from pathlib import Path
 import numpy as np, pytest, torch
 from PIL import Image as PILImage
-import minitrain.datasets as mds
 from minitrain.datasets import to_tensor, as_tensors, collate_dict, inplace, DataLoaders
 
 COURSE_DATASETS = Path(__file__).resolve().parents[2]/'shared'/'course22p2'/'miniai'/'datasets.py'

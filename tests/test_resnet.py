@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from minitrain.datasets import DataLoaders
 from minitrain.training import Dataset, DataLoader
 from minitrain.learner import TrainLearner
-from minitrain.resnet import ResBlock, act_gr, get_resnet, mflops, summary
+from minitrain.resnet import ResBlock, act_gr, get_resnet, mflops   # importing it patches Learner.summary
 
 @pytest.mark.parametrize('ni,nf,stride,side', [(8, 8, 1, 7), (8, 16, 1, 7), (8, 16, 2, 7), (8, 8, 2, 8), (3, 5, 2, 1)])
 def test_resblock_paths_and_shapes(ni, nf, stride, side):
