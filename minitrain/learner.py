@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['CancelFitException', 'CancelBatchException', 'CancelEpochException', 'Callback', 'run_cbs', 'SingleBatchCB', 'to_cpu',
-           'MetricsCB', 'DeviceCB', 'with_cbs', 'TrainCB', 'BatchCheckCB', 'NaNStopCB', 'Learner', 'TrainLearner',
-           'MomentumLearner', 'LRFinderCB', 'CapturePreds', 'DataLoaders', 'ProgressCB', 'RecorderCB', 'def_device',
+           'MetricsCB', 'DeviceCB', 'with_cbs', 'TrainCB', 'Learner', 'TrainLearner', 'MomentumLearner', 'LRFinderCB',
+           'CapturePreds', 'DataLoaders', 'BatchCheckCB', 'NaNStopCB', 'ProgressCB', 'RecorderCB', 'def_device',
            'check_device', 'to_device', 'collate_device', 'lr_find', 'capture_preds']
 
 # %% ../nbs/03_learner.ipynb #465b8520
@@ -17,12 +17,13 @@ import torch
 from torch import optim
 import torch.nn.functional as F
 from fastcore.basics import patch
-from .training import check_lr, check_epochs, check_losses, labels_of, check_loss_func, is_class_loss, check_labels
+from .training import check_lr, check_epochs, check_loss_func, is_class_loss, check_labels
 from .datasets import DataLoaders, check_dls
 from .conv import def_device, default_device, check_device, check_devices, to_device, collate_device   # default_device: importable from here, as before
+from .guards import BatchCheckCB, NaNStopCB
 from .progress import ProgressCB, RecorderCB, smooth, plot_lr_find
 
-_all_ = ['DataLoaders', 'ProgressCB', 'RecorderCB', 'def_device', 'check_device', 'to_device', 'collate_device']   # from the modules below, star-imported from here too, as the course's
+_all_ = ['DataLoaders', 'BatchCheckCB', 'NaNStopCB', 'ProgressCB', 'RecorderCB', 'def_device', 'check_device', 'to_device', 'collate_device']   # from the modules below, star-imported from here too, as the course's
 
 # %% ../nbs/03_learner.ipynb #49e3d42b
 class CancelFitException(Exception):
@@ -182,29 +183,6 @@ class TrainCB(Callback):
     def backward(self, learn): learn.loss.backward()
     def step(self, learn): learn.opt.step()
     def zero_grad(self, learn): learn.opt.zero_grad()
-
-# %% ../nbs/03_learner.ipynb #dd69cc36
-class BatchCheckCB(Callback):
-    "Before any step, on the first training and validation batch: one device, and labels the loss can use."
-    order = 10   # after DeviceCB and other callbacks that move or change the batch
-    def before_fit(self, learn): self.seen = set()
-    def before_batch(self, learn):
-        if learn.model.training not in self.seen: check_devices(learn.model, learn.batch)
-    def after_predict(self, learn):
-        training = learn.model.training
-        if training in self.seen: return
-        self.seen.add(training)
-        if is_class_loss(learn.loss_func):
-            where = 'dls.train' if training else 'dls.valid'
-            check_labels(learn.preds, learn.batch[-1], labels_of(learn.dl), where)
-
-class NaNStopCB(Callback):
-    "Stop with `FloatingPointError`, naming epoch and batch, when a loss is nan or infinite; looks once an epoch."
-    order = MetricsCB.order + 2
-    def before_epoch(self, learn): self.losses = []
-    def after_loss(self, learn): self.losses.append(learn.loss.detach())
-    def after_epoch(self, learn):
-        check_losses(learn.epoch, self.losses, 'training' if learn.model.training else 'validation')
 
 # %% ../nbs/03_learner.ipynb #9a4bf810
 class Learner:
