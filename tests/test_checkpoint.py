@@ -1,6 +1,6 @@
 """Checkpoints and exact resumes: the library's pieces, then `minitrain-fit --checkpoint` killed for real (SIGKILL, SIGTERM,
 Ctrl-C) and resumed, a damaged newest checkpoint, refusals, and torchrun restarts. Every wait is bounded."""
-import os, random, re, shutil, signal, subprocess, sys, time
+import json, os, random, re, shutil, signal, struct, subprocess, sys, time
 from pathlib import Path
 import pytest, torch
 import torch.nn.functional as F
@@ -11,7 +11,8 @@ from minitrain.training import Dataset, DataLoader, accuracy, set_seed
 from minitrain.learner import Learner, DataLoaders, TrainCB, MetricsCB, Callback
 from minitrain.progress import RecorderCB
 from minitrain.checkpoint import (CheckpointCB, CheckpointError, DamagedCheckpoint, BackgroundWriter, RunStopped, checkpoints,
-                                  find_checkpoint, read_checkpoint, rng_states, set_rng_states, snapshot)
+                                  find_checkpoint, read_checkpoint, rng_states, set_rng_states, snapshot, save_state, load_state,
+                                  split_state, FORMAT)
 
 CLI = [sys.executable, '-c', 'import sys; from minitrain.cli import main; sys.exit(main())']
 TORCHRUN = [sys.executable, '-m', 'torch.distributed.run']
@@ -85,11 +86,14 @@ def test_background_writer_raises_a_failed_write_later(tmp_path):
     bw.wait()   # the error was raised once, and the writer goes on
 
 def test_read_checkpoint_refusals(tmp_path):
-    torch.save({'format': 1, 'model': {}}, tmp_path/'ok.pt')
+    torch.save({'format': 1, 'model': {}}, tmp_path/'ok.pt')   # format 1, torch.save's, still read
     assert read_checkpoint(tmp_path/'ok.pt')['format'] == 1
-    torch.save({'format': 2, 'model': {}}, tmp_path/'new.pt')
-    with pytest.raises(CheckpointError, match='format 2, newer than 1') as e: read_checkpoint(tmp_path/'new.pt')
-    assert not isinstance(e.value, DamagedCheckpoint) and e.value.key == 'format'
+    save_state(tmp_path/'ok.safetensors', {'format': FORMAT, 'model': {'w': torch.ones(2)}})
+    assert read_checkpoint(tmp_path/'ok.safetensors')['format'] == FORMAT == 2
+    for write in (save_state, lambda fn, state: torch.save(state, fn)):
+        write(tmp_path/'new', {'format': 3, 'model': {}})
+        with pytest.raises(CheckpointError, match='format 3, newer than 2') as e: read_checkpoint(tmp_path/'new')
+        assert not isinstance(e.value, DamagedCheckpoint) and e.value.key == 'format'
     (tmp_path/'cut.pt').write_bytes((tmp_path/'ok.pt').read_bytes()[:40])
     for bad in ('cut.pt',):
         with pytest.raises(DamagedCheckpoint, match='cannot be read'): read_checkpoint(tmp_path/bad)
@@ -131,7 +135,7 @@ def test_crash_anywhere_resumes_exactly(tmp_path, n):
     assert all(torch.equal(a, b) for a, b in zip(params(learn), params(ref)))
     assert rec.losses == rec0.losses and [v[0] for v in rec.valid] == [v[0] for v in rec0.valid]
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ['epoch2-batch15.pt', 'epoch3-batch0.pt'], names   # the newest two, nothing else
+    assert names == ['epoch2-batch15.safetensors', 'epoch3-batch0.safetensors'], names   # the newest two, nothing else
 
 def test_keep_and_finished_run_and_extension(tmp_path):
     learn, _ = small_run(tmp_path, keep=3); learn.fit(2)
@@ -145,7 +149,7 @@ def test_damaged_newest_is_passed_over_and_moved_aside(tmp_path, capsys):
     learn, _ = small_run(tmp_path, [CrashCB(33)])
     with pytest.raises(Crash): learn.fit(3)
     newest = checkpoints(tmp_path)[-1][-1]
-    assert newest.name == 'epoch1-batch10.pt'   # batch 33 is batch 14 of epoch 1; the last multiple of 5 before it
+    assert newest.name == 'epoch1-batch10.safetensors'   # batch 33 is batch 14 of epoch 1; the last multiple of 5 before it
     newest.write_bytes(newest.read_bytes()[:100])
     learn, _ = small_run(tmp_path, every=7)   # another spacing: the damaged file's position is not written again
     learn.fit(3)
@@ -176,7 +180,7 @@ def test_stop_request_writes_then_raises(tmp_path):
     ref, _ = small_run(); ref.fit(3)
     learn, _ = small_run(tmp_path)
     with pytest.raises(RunStopped) as e: learn.fit(3, cbs=AskStop(learn, epoch=1, batch=2))
-    assert e.value.path.name == 'epoch1-batch3.pt' and e.value.reason == 'SIGTERM' and e.value.path.exists()
+    assert e.value.path.name == 'epoch1-batch3.safetensors' and e.value.reason == 'SIGTERM' and e.value.path.exists()
     learn, _ = small_run(tmp_path); learn.fit(3)
     assert all(torch.equal(a, b) for a, b in zip(params(learn), params(ref)))
 
@@ -185,7 +189,7 @@ def test_last_batch_of_an_epoch(tmp_path):
     ref, _ = small_run(); ref.fit(3)
     learn, _ = small_run(tmp_path, every=19)   # 19 batches an epoch: the last is a multiple of every
     with pytest.raises(RunStopped) as e: learn.fit(3, cbs=AskStop(learn, epoch=1, batch=18))
-    assert e.value.path.name == 'epoch2-batch0.pt'   # after the validation, not at batch 19
+    assert e.value.path.name == 'epoch2-batch0.safetensors'   # after the validation, not at batch 19
     assert [c[:2] for c in checkpoints(tmp_path)] == [(1, 0), (2, 0)]
     learn, _ = small_run(tmp_path/'b', [CrashCB(38)], every=19)   # after epoch 1's last batch, before its validation
     with pytest.raises(Crash): learn.fit(3)
@@ -195,10 +199,10 @@ def test_last_batch_of_an_epoch(tmp_path):
 
 def test_learn_save_load(tmp_path):
     learn, _ = small_run(); learn.fit(1)
-    learn.save(tmp_path/'m.pt')
-    state = torch.load(tmp_path/'m.pt', weights_only=True)
+    learn.save(tmp_path/'m.safetensors')
+    state = read_checkpoint(tmp_path/'m.safetensors')
     assert sorted(state) == ['format', 'model', 'opt']
-    other, _ = small_run(); other.load(tmp_path/'m.pt')
+    other, _ = small_run(); other.load(tmp_path/'m.safetensors')
     assert all(torch.equal(a, b) for a, b in zip(params(other), params(learn)))
     seen = {}
     class Look(Callback):
@@ -207,10 +211,121 @@ def test_learn_save_load(tmp_path):
     other.fit(1, lr=0.05, cbs=Look())
     assert seen == {'lr': 0.05, 'bufs': 4}   # momentum restored, the fit's own rate kept
     with pytest.raises(CheckpointError, match='another model'):
-        Learner(nn.Linear(3, 2), learn.dls, cbs=TrainCB()).load(tmp_path/'m.pt')
+        Learner(nn.Linear(3, 2), learn.dls, cbs=TrainCB()).load(tmp_path/'m.safetensors')
 
 def test_find_checkpoint_on_empty_and_missing_folders(tmp_path):
     assert find_checkpoint(tmp_path) == (None, None) and find_checkpoint(tmp_path/'no') == (None, None)
+
+# ---------------------------------------------------------------- the format: safetensors, checked before use
+
+def same_state(a, b):
+    "Is `b` `a`: tensor for tensor (dtype, shape, bits), value for value, with the same containers?"
+    if torch.is_tensor(a): return torch.is_tensor(b) and a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
+    if isinstance(a, dict): return type(b) is dict and list(a) == list(b) and all(same_state(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)): return type(a) is type(b) and len(a) == len(b) and all(map(same_state, a, b))
+    return type(a) is type(b) and (a == b or a != a and b != b)
+
+def test_a_checkpoint_is_safetensors_that_the_library_reads(tmp_path):
+    safetensors = pytest.importorskip('safetensors')
+    from safetensors.torch import load_file
+    learn, _ = small_run(tmp_path, [CrashCB(23)])
+    with pytest.raises(Crash): learn.fit(3)
+    fn = checkpoints(tmp_path)[-1][-1]
+    assert fn.suffix == '.safetensors'
+    tensors = load_file(fn)   # Hugging Face's reader: it runs no code, and checks the layout its own way
+    mine = {}
+    split_state(read_checkpoint(fn), mine)
+    assert sorted(tensors) == sorted(mine) and all(torch.equal(tensors[k], v) and tensors[k].dtype == v.dtype for k, v in mine.items())
+    with safetensors.safe_open(fn, 'pt') as f: meta = f.metadata()
+    assert json.loads(meta['minitrain'])['epoch'] == 1 and int(meta['crc32']) >= 0
+
+def test_every_kind_of_state_comes_back_as_it_went(tmp_path):
+    opt = torch.optim.AdamW(nn.Linear(3, 2).parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=10)
+    opt.param_groups[0]['params'][0].grad = torch.ones(2, 3); opt.param_groups[0]['params'][1].grad = torch.ones(2)
+    opt.step(); sched.step()
+    state = {'format': FORMAT, 'model': {}, 'opt': opt.state_dict(), 'sched': sched.state_dict(), 'rng': rng_states(),
+             'odd': {(1, 2): 'tuple key', 3: None, '$dollar': [True, 2**62, 5e-324, float('nan'), float('-inf'), 'é']},
+             'tensors': [torch.empty(0, 3), torch.ones(2, dtype=torch.bfloat16), torch.tensor(True), torch.arange(3, dtype=torch.int8)]}
+    save_state(tmp_path/'s', state)
+    assert same_state(state, load_state(tmp_path/'s'))
+    with pytest.raises(TypeError, match='state/x is a ndarray'):
+        import numpy as np; save_state(tmp_path/'t', {'x': np.zeros(2)})
+    assert not (tmp_path/'t').exists() and [p.name for p in tmp_path.iterdir()] == ['s']   # nothing half-written
+
+def write_raw(fn, head, data):
+    "A safetensors file with the header `head` (a dict) and the bytes `data`."
+    h = json.dumps(head).encode()
+    fn.write_bytes(struct.pack('<Q', len(h)) + h + data)
+
+def test_bad_files_each_get_one_line_naming_the_file(tmp_path):
+    learn, _ = small_run(); learn.fit(1)
+    good = tmp_path/'good.safetensors'; learn.save(good)
+    raw = good.read_bytes(); n = struct.unpack('<Q', raw[:8])[0]
+    head, data = json.loads(raw[8:8 + n]), raw[8 + n:]
+    names = [k for k in head if k != '__metadata__']
+    a, b = names[0], names[1]
+    def changed(f): h = json.loads(json.dumps(head)); f(h); return h
+    def shift(h, k, by): h[k]['data_offsets'] = [o + by for o in h[k]['data_offsets']]
+    size = lambda k: head[k]['data_offsets'][1] - head[k]['data_offsets'][0]
+    cases = {
+        'cut short: 5 bytes': lambda fn: fn.write_bytes(raw[:5]),
+        'cut short inside its header': lambda fn: fn.write_bytes(raw[:n // 2]),
+        'the header is 999999 bytes': lambda fn: fn.write_bytes(struct.pack('<Q', 999_999) + raw[8:]),
+        'cut short inside its data': lambda fn: fn.write_bytes(raw[:-10]),
+        'it is not JSON': lambda fn: fn.write_bytes(raw[:8] + b'[' * n + data),
+        'overlap': lambda fn: write_raw(fn, changed(lambda h: h[b].update(data_offsets=[h[a]['data_offsets'][0], h[a]['data_offsets'][0] + size(b)])), data),
+        f'{a} ends at byte': lambda fn: write_raw(fn, changed(lambda h: shift(h, a, len(data))), data),
+        'but its offsets': lambda fn: write_raw(fn, changed(lambda h: h[a]['shape'].append(2)), data),
+        'no dtype': lambda fn: write_raw(fn, changed(lambda h: h[a].update(dtype='C64')), data),
+        'no shape': lambda fn: write_raw(fn, changed(lambda h: h[a].update(shape=[-1])), data),
+        'no data offsets': lambda fn: write_raw(fn, changed(lambda h: h[a].update(data_offsets=[5, 2])), data),
+        'bytes after its tensors': lambda fn: fn.write_bytes(raw + b'extra'),
+        'do not match their checksum': lambda fn: fn.write_bytes(raw[:-1] + bytes([raw[-1] ^ 1])),
+        'holds no state': lambda fn: write_raw(fn, changed(lambda h: h['__metadata__'].pop('minitrain')), data),
+        'state does not parse': lambda fn: write_raw(fn, changed(lambda h: h['__metadata__'].update(minitrain='{"$tensor": "none"}')), data),
+        'its state does not parse': lambda fn: write_raw(fn, changed(lambda h: h['__metadata__'].update(minitrain='[' * 100_000)), data),
+    }
+    before = params(learn)
+    for words, make in cases.items():
+        fn = tmp_path/'bad.safetensors'; make(fn)
+        with pytest.raises(DamagedCheckpoint) as e: learn.load(fn)
+        msg = str(e.value)
+        assert msg.startswith(str(fn)) and words in msg and '\n' not in msg, (words, msg)
+        assert all(torch.equal(x, y) for x, y in zip(params(learn), before))   # nothing loaded
+    other, _ = small_run(); other.model.double()   # the same names and shapes, another dtype
+    with pytest.raises(CheckpointError, match=r"another model: its 0.weight is torch.float32, this model's torch.float64"):
+        other.load(good)
+
+def test_format_1_checkpoints_still_resume_exactly(tmp_path):
+    "A run checkpointed by an older minitrain (torch.save, `.pt`) resumes from it, bit for bit, and goes on in the new format."
+    ref, _ = small_run(); ref.fit(3)
+    learn, _ = small_run(tmp_path, [CrashCB(27)])
+    with pytest.raises(Crash): learn.fit(3)
+    for *_, fn in checkpoints(tmp_path):   # each made as format 1 made it
+        state = read_checkpoint(fn); state['format'] = 1
+        torch.save(state, fn.with_suffix('.pt')); fn.unlink()
+    assert [c[-1].suffix for c in checkpoints(tmp_path)] == ['.pt', '.pt']
+    learn, _ = small_run(tmp_path); learn.fit(3)
+    assert all(torch.equal(a, b) for a, b in zip(params(learn), params(ref)))
+    assert [c[-1].name for c in checkpoints(tmp_path)] == ['epoch2-batch15.safetensors', 'epoch3-batch0.safetensors']
+
+def test_checkpoints_are_flushed_at_epoch_ends_stops_and_every_sync_every_seconds(tmp_path, monkeypatch):
+    synced = []
+    real = os.fsync
+    def fsync(fd): synced.append(os.readlink(f'/proc/self/fd/{fd}') if os.path.exists('/proc/self/fd') else fd); real(fd)
+    monkeypatch.setattr(os, 'fsync', fsync)
+    learn, _ = small_run(tmp_path, epochs=2, keep=1); learn.fit(2)   # 19 batches an epoch: saves after 5, 10, 15 and the end
+    assert len(synced) == 3   # the first, and the two epoch ends
+    assert [c[:2] for c in checkpoints(tmp_path)] == [(2, 0)]
+    shutil.rmtree(tmp_path); synced.clear()
+    cb = CheckpointCB(tmp_path, every=5, keep=1)
+    learn, _ = small_run(cbs=[cb, CrashCB(30)])
+    with pytest.raises(Crash): learn.fit(3)
+    assert len(synced) == 2 and [c[:2] for c in checkpoints(tmp_path)] == [(1, 0), (1, 10)]   # the newest, and the newest flushed
+    cb.sync_every = 0; shutil.rmtree(tmp_path); synced.clear()
+    learn, _ = small_run(cbs=[cb]); learn.fit(1)
+    assert len(synced) == 4 and [c[:2] for c in checkpoints(tmp_path)] == [(1, 0)]
 
 # ---------------------------------------------------------------- the command line, killed for real
 
@@ -255,13 +370,13 @@ def test_sigkill_then_resume_is_exact(mnist, reference, tmp_path):
     time.sleep(random.uniform(0, 0.6))
     os.killpg(p.pid, signal.SIGKILL); p.communicate(timeout=30)
     assert p.returncode == -signal.SIGKILL, 'the run ended before it was killed: nothing was tested'
-    assert all(re.fullmatch(r'epoch\d+-batch\d+\.pt', n) for n in visible(d)) and not b.exists()
+    assert all(re.fullmatch(r'epoch\d+-batch\d+\.safetensors', n) for n in visible(d)) and not b.exists()
     t0 = time.monotonic()
     r = run_fit(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)))
     assert r.returncode == 0, r.stderr
     assert re.search(r'^minitrain-fit: resuming from epoch \d+, batch \d+$', r.stderr, re.M), r.stderr
     assert same_tensors(b, reference[0]) and accuracy_of(r.stdout) == reference[1]
-    assert visible(d) == ['epoch1-batch950.pt', 'epoch2-batch0.pt']
+    assert visible(d) == ['epoch1-batch950.safetensors', 'epoch2-batch0.safetensors']
     print(f'resumed run: {time.monotonic() - t0:.1f}s')
 
 @pytest.mark.parametrize('sig,status', [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
@@ -305,7 +420,7 @@ def test_refusals_on_the_command_line(mnist, tmp_path, cli):
                         (['--model', 'cnn'], 'argument --model: ')]:
         r = small(1, *more)
         assert r.returncode == 2 and r.stderr.count('\n') == 1 and words in r.stderr and r.stdout == '', (more, r.stderr)
-    torch.save({'format': 99, 'model': {}}, d/'epoch7-batch0.pt')
+    torch.save({'format': 99, 'model': {}}, d/'epoch7-batch0.pt')   # format 1's kind of file, of a newer format
     r = small(9)
     assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'format 99' in r.stderr, r.stderr
     (d/'epoch7-batch0.pt').unlink()
