@@ -76,29 +76,29 @@ DTYPES = {torch.float64: 'F64', torch.float32: 'F32', torch.float16: 'F16', torc
 BY_NAME = {v: k for k, v in DTYPES.items()}
 
 def split_state(x, tensors, path='state'):
-    "`x` as plain JSON data, each tensor moved into the dict `tensors` under a name and replaced by `{'$tensor': name}`."
+    "`x` as plain JSON data, each tensor moved into the dict `tensors` under a name and replaced by `{'@tensor': name}`."
     if torch.is_tensor(x):
         name = path if path not in tensors else f'{path}#{len(tensors)}'
         tensors[name] = x
-        return {'$tensor': name}
+        return {'@tensor': name}
     if isinstance(x, dict):
-        if all(isinstance(k, str) and not k.startswith('$') for k in x):
+        if all(isinstance(k, str) and not k.startswith('@') for k in x):
             return {k: split_state(v, tensors, f'{path}/{k}') for k, v in x.items()}
-        return {'$dict': [[split_state(k, tensors, path), split_state(v, tensors, f'{path}/{k}')] for k, v in x.items()]}
+        return {'@dict': [[split_state(k, tensors, path), split_state(v, tensors, f'{path}/{k}')] for k, v in x.items()]}
     if isinstance(x, (list, tuple)):
         items = [split_state(o, tensors, f'{path}/{i}') for i, o in enumerate(x)]
-        return items if isinstance(x, list) else {'$tuple': items}
+        return items if isinstance(x, list) else {'@tuple': items}
     if x is None or isinstance(x, (bool, int, float, str)): return x
     raise TypeError(f"{path} is a {type(x).__name__}: a checkpoint holds tensors, numbers, strings, None, "
                     f"and lists, tuples and dicts of them")
 
 def join_state(x, tensors):
-    "The state that `split_state` split: each `{'$tensor': name}` in `x` replaced by `tensors[name]`."
+    "The state that `split_state` split: each `{'@tensor': name}` in `x` replaced by `tensors[name]`."
     if isinstance(x, list): return [join_state(o, tensors) for o in x]
     if not isinstance(x, dict): return x
-    if '$tensor' in x: return tensors[x['$tensor']]
-    if '$tuple' in x: return tuple(join_state(o, tensors) for o in x['$tuple'])
-    if '$dict' in x: return {join_state(k, tensors): join_state(v, tensors) for k, v in x['$dict']}
+    if '@tensor' in x: return tensors[x['@tensor']]
+    if '@tuple' in x: return tuple(join_state(o, tensors) for o in x['@tuple'])
+    if '@dict' in x: return {join_state(k, tensors): join_state(v, tensors) for k, v in x['@dict']}
     return {k: join_state(v, tensors) for k, v in x.items()}
 
 # %% ../nbs/09_checkpoint.ipynb #113eea8e
@@ -149,20 +149,23 @@ class DamagedCheckpoint(CheckpointError):
     "A file that is no checkpoint: cut short, overwritten, or holding more than data."
 
 def tensor_spans(path, head, size):
-    "Each tensor of the header `head` as `(begin, end, name)` in the `size` bytes of data, checked, in order."
+    "Each tensor of the header `head` as `(begin, end, name)` within `size` bytes of data, checked; in order."
     def bad(why): return DamagedCheckpoint(f"{path} has a damaged header: {why}")
     spans = []
     for k, h in head.items():
         if not isinstance(h, dict) or h.get('dtype') not in BY_NAME: raise bad(f"{k} has no dtype a checkpoint holds")
         shape, span = h.get('shape'), h.get('data_offsets')
-        if not (isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)): raise bad(f"{k} has no shape")
-        if not (isinstance(span, list) and len(span) == 2 and all(type(o) is int for o in span) and 0 <= span[0] <= span[1]):
-            raise bad(f"{k} has no data offsets")
+        if not (isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)):
+            raise bad(f"{k} has no shape")
+        if not (isinstance(span, list) and len(span) == 2 and all(type(o) is int for o in span)
+                and 0 <= span[0] <= span[1]): raise bad(f"{k} has no data offsets")
         need = math.prod(shape) * BY_NAME[h['dtype']].itemsize
         if span[1] - span[0] != need:
-            raise bad(f"{k}, {h['dtype']} of shape {tuple(shape)}, is {need} bytes, but its offsets {span} hold {span[1] - span[0]}")
+            raise bad(f"{k}, {h['dtype']} of shape {tuple(shape)}, is {need} bytes, "
+                      f"but its offsets {span} hold {span[1] - span[0]}")
         if span[1] > size:
-            raise DamagedCheckpoint(f"{path} is cut short inside its data: {k} ends at byte {span[1]}, the data has {size} bytes")
+            raise DamagedCheckpoint(f"{path} is cut short inside its data: {k} ends at byte {span[1]}, "
+                                    f"the data has {size} bytes")
         spans.append((*span, k))
     spans.sort()
     for (b0, e0, k0), (b1, e1, k1) in zip(spans, spans[1:]):
@@ -172,25 +175,29 @@ def tensor_spans(path, head, size):
 def load_state(path):
     "The state that `save_state` wrote to `path`, every part of the file checked before anything is made of it."
     raw = memoryview(Path(path).read_bytes())
-    if len(raw) < 8: raise DamagedCheckpoint(f"{path} is cut short: {len(raw)} bytes, fewer than the 8 that give the header's length")
+    def damaged(why): return DamagedCheckpoint(f"{path} {why}")
+    if len(raw) < 8: raise damaged(f"is cut short: {len(raw)} bytes, fewer than the 8 that give the header's length")
     n = struct.unpack('<Q', raw[:8])[0]
     if n > len(raw) - 8:
-        raise DamagedCheckpoint(f"{path} is cut short inside its header: the header is {n} bytes, the file has {len(raw) - 8} after its length")
+        raise damaged(f"is cut short inside its header: the header is {n} bytes, the file has {len(raw) - 8} after its length")
     try: head = json.loads(bytes(raw[8:8 + n]))
-    except (ValueError, RecursionError): raise DamagedCheckpoint(f"{path} has a damaged header: it is not JSON") from None
+    except (ValueError, RecursionError): raise damaged("has a damaged header: it is not JSON") from None
     meta = head.pop('__metadata__', None) if isinstance(head, dict) else None
     if not isinstance(meta, dict) or not isinstance(meta.get('minitrain'), str):
-        raise DamagedCheckpoint(f"{path} is no minitrain checkpoint: its header holds no state")
+        raise damaged("is no minitrain checkpoint: its header holds no state")
     data = raw[8 + n:]
     spans = tensor_spans(path, head, len(data))
     end = spans[-1][1] if spans else 0
-    if end != len(data): raise DamagedCheckpoint(f"{path} has {len(data) - end} bytes after its tensors: it was written over or added to")
-    if meta.get('crc32') != str(zlib.crc32(data)): raise DamagedCheckpoint(f"{path} is damaged: its bytes do not match their checksum")
-    tensors = {k: torch.frombuffer(bytearray(data[b:e]), dtype=torch.uint8).view(BY_NAME[head[k]['dtype']]).view(head[k]['shape'])
-               if e > b else torch.empty(head[k]['shape'], dtype=BY_NAME[head[k]['dtype']]) for b, e, k in spans}
+    if end != len(data): raise damaged(f"has {len(data) - end} bytes after its tensors: it was written over or added to")
+    if meta.get('crc32') != str(zlib.crc32(data)): raise damaged("is damaged: its bytes do not match their checksum")
+    def tensor(b, e, k):   # a copy of its bytes, as its dtype and shape
+        dtype, shape = BY_NAME[head[k]['dtype']], head[k]['shape']
+        if e == b: return torch.empty(shape, dtype=dtype)
+        return torch.frombuffer(bytearray(data[b:e]), dtype=torch.uint8).view(dtype).view(shape)
+    tensors = {k: tensor(b, e, k) for b, e, k in spans}
     try: return join_state(json.loads(meta['minitrain']), tensors)
     except (ValueError, KeyError, TypeError, RecursionError):
-        raise DamagedCheckpoint(f"{path} has a damaged header: its state does not parse") from None
+        raise damaged("has a damaged header: its state does not parse") from None
 
 # %% ../nbs/09_checkpoint.ipynb #090a1923
 FORMAT = 2   # the checkpoint format this version writes: save_state's; it reads format 1 (torch.save's) too

@@ -245,7 +245,7 @@ def test_every_kind_of_state_comes_back_as_it_went(tmp_path):
     opt.param_groups[0]['params'][0].grad = torch.ones(2, 3); opt.param_groups[0]['params'][1].grad = torch.ones(2)
     opt.step(); sched.step()
     state = {'format': FORMAT, 'model': {}, 'opt': opt.state_dict(), 'sched': sched.state_dict(), 'rng': rng_states(),
-             'odd': {(1, 2): 'tuple key', 3: None, '$dollar': [True, 2**62, 5e-324, float('nan'), float('-inf'), 'é']},
+             'odd': {(1, 2): 'tuple key', 3: None, '@at': [True, 2**62, 5e-324, float('nan'), float('-inf'), 'é']},
              'tensors': [torch.empty(0, 3), torch.ones(2, dtype=torch.bfloat16), torch.tensor(True), torch.arange(3, dtype=torch.int8)]}
     save_state(tmp_path/'s', state)
     assert same_state(state, load_state(tmp_path/'s'))
@@ -283,7 +283,7 @@ def test_bad_files_each_get_one_line_naming_the_file(tmp_path):
         'bytes after its tensors': lambda fn: fn.write_bytes(raw + b'extra'),
         'do not match their checksum': lambda fn: fn.write_bytes(raw[:-1] + bytes([raw[-1] ^ 1])),
         'holds no state': lambda fn: write_raw(fn, changed(lambda h: h['__metadata__'].pop('minitrain')), data),
-        'state does not parse': lambda fn: write_raw(fn, changed(lambda h: h['__metadata__'].update(minitrain='{"$tensor": "none"}')), data),
+        'state does not parse': lambda fn: write_raw(fn, changed(lambda h: h['__metadata__'].update(minitrain='{"@tensor": "none"}')), data),
         'its state does not parse': lambda fn: write_raw(fn, changed(lambda h: h['__metadata__'].update(minitrain='[' * 100_000)), data),
     }
     before = params(learn)
