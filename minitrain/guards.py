@@ -11,7 +11,7 @@ from .conv import check_devices
 
 # %% ../nbs/02c_guards.ipynb #c54894d2
 class BatchCheckCB:
-    "Before any step, on the first training and validation batch: one device, and labels the loss can use."
+    "Before any step, on the first training and validation batch: one device, and usable labels."
     order = 10   # after DeviceCB and other callbacks that move or change the batch
     def before_fit(self, learn): self.seen = set()
     def before_batch(self, learn):
@@ -26,9 +26,10 @@ class BatchCheckCB:
 
 # %% ../nbs/02c_guards.ipynb #7c50d417
 class NaNStopCB:
-    "Stop with `FloatingPointError`, naming epoch and batch, when a loss is nan or infinite; looks once an epoch."
-    order = 2   # after MetricsCB (0) and the progress callbacks (1): the epoch's row is shown first
+    "Stop with `FloatingPointError`, naming epoch and batch, when a loss is nan or infinite."
+    order = 2   # after MetricsCB (0) and the progress callbacks (1): the epoch's row shows first
     def before_epoch(self, learn): self.losses = []
     def after_loss(self, learn): self.losses.append(learn.loss.detach())
     def after_epoch(self, learn):
-        check_losses(learn.epoch, self.losses, 'training' if learn.model.training else 'validation')
+        what = 'training' if learn.model.training else 'validation'
+        check_losses(learn.epoch, self.losses, what)
