@@ -1,6 +1,6 @@
 """Checkpoints and exact resumes: the library's pieces, then `minitrain-fit --checkpoint` killed for real (SIGKILL, SIGTERM,
 Ctrl-C) and resumed, a damaged newest checkpoint, refusals, and torchrun restarts. Every wait is bounded."""
-import json, os, random, re, shutil, signal, struct, subprocess, sys, time
+import json, os, random, re, shutil, signal, stat, struct, subprocess, sys, time
 from pathlib import Path
 import pytest, torch
 import torch.nn.functional as F
@@ -311,12 +311,15 @@ def test_format_1_checkpoints_still_resume_exactly(tmp_path):
     assert [c[-1].name for c in checkpoints(tmp_path)] == ['epoch2-batch15.safetensors', 'epoch3-batch0.safetensors']
 
 def test_checkpoints_are_flushed_at_epoch_ends_stops_and_every_sync_every_seconds(tmp_path, monkeypatch):
-    synced = []
+    synced, folders = [], []
     real = os.fsync
-    def fsync(fd): synced.append(os.readlink(f'/proc/self/fd/{fd}') if os.path.exists('/proc/self/fd') else fd); real(fd)
+    def fsync(fd):   # a file's flush, and its folder's (the rename, after it), counted apart
+        (synced if stat.S_ISREG(os.fstat(fd).st_mode) else folders).append(fd)
+        real(fd)
     monkeypatch.setattr(os, 'fsync', fsync)
     learn, _ = small_run(tmp_path, epochs=2, keep=1); learn.fit(2)   # 19 batches an epoch: saves after 5, 10, 15 and the end
     assert len(synced) == 3   # the first, and the two epoch ends
+    assert len(folders) == (3 if hasattr(os, 'O_DIRECTORY') else 0)   # each flushed one's rename too
     assert [c[:2] for c in checkpoints(tmp_path)] == [(2, 0)]
     shutil.rmtree(tmp_path); synced.clear()
     cb = CheckpointCB(tmp_path, every=5, keep=1)
