@@ -161,8 +161,7 @@ def collate(b):
 # %% ../nbs/01_training.ipynb #214823d2
 def set_seed(seed, deterministic=False):
     "Seed Python's `random`, numpy and torch, so shuffles and initial weights repeat; `deterministic` as in PyTorch."
-    if deterministic or torch.are_deterministic_algorithms_enabled():   # else already so: its first call costs a second
-        torch.use_deterministic_algorithms(deterministic)
+    torch.use_deterministic_algorithms(deterministic)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
