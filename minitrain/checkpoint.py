@@ -10,7 +10,7 @@ __all__ = ['DTYPES', 'BY_NAME', 'FORMAT', 'ZIP', 'rng_states', 'set_rng_states',
            'checkpoint_name', 'checkpoints', 'find_checkpoint', 'BackgroundWriter', 'RunStopped', 'CheckpointCB']
 
 # %% ../nbs/09_checkpoint.ipynb #d6bce5fe
-import json, math, os, queue, random, re, struct, sys, tempfile, threading, time, zlib
+import json, math, os, queue, random, re, struct, sys, threading, time, zlib
 from pathlib import Path
 import numpy as np, torch
 import torch.distributed as dist
@@ -118,7 +118,7 @@ def layout_key(tensors):
 class Layout:
     "A buffer of bytes with a place for each of `tensors` (name -> tensor), widest items first; and where each is."
     def __init__(self, tensors):
-        self.key, where, n = layout_key(tensors), {}, 0
+        where, n = {}, 0
         for k in sorted(tensors, key=lambda k: -tensors[k].element_size()):   # a stable sort: the state's order within a width
             t = tensors[k]
             if t.dtype not in DTYPES: raise TypeError(f"{k} is a tensor of {t.dtype}, which a checkpoint cannot hold")

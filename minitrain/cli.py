@@ -201,9 +201,11 @@ def fit_model(model='mlp', epochs=3, bs=None, lr=None, nh=None, seed=1, data=Non
     net = {'cnn': cnn_model, 'resnet': resnet_model}.get(model, lambda: MLP(x_train.shape[1], r['nh'], 10))()
     learn = Learner(net, dls, cnn_loss if model == 'cnn' else F.cross_entropy, r['lr'], opt_func=opt_func(r['opt'], model, r['sched']), cbs=cbs)
     if lr_find:
-        res, draw = learn.lr_find(), learn.lr_finder.plot
-        import matplotlib.pyplot as plt
-        if learn.lr_finder.fig is not None: plt.close(learn.lr_finder.fig)   # drawn as it ended; --plot draws its own
+        res, fig = learn.lr_find(), learn.lr_finder.fig   # drawn as the finder ended: saved with --plot, else closed
+        draw = learn.lr_finder.plot if fig is None else lambda fn: fig.savefig(fn, dpi=100) or fig
+        if fig is not None and not (plot and _rank() == 0):
+            import matplotlib.pyplot as plt
+            plt.close(fig)
     else: res, draw = (learn.fit(epochs) if epochs else learn.fit(1, train=False))['accuracy'], rec.plot
     if plot and _rank() == 0: save_figure(draw, plot)
     if save and not lr_find and _rank() == 0: save_model(learn.model, save)

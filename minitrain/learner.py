@@ -17,9 +17,9 @@ import torch
 from torch import optim
 import torch.nn.functional as F
 from fastcore.basics import patch
-from .training import check_lr, check_epochs, check_loss_func, is_class_loss, check_labels
+from .training import check_lr, check_epochs, check_loss_func, is_class_loss, check_labels   # the last two: importable from here, as before
 from .datasets import DataLoaders, check_dls
-from .conv import def_device, default_device, check_device, check_devices, to_device, collate_device   # default_device: importable from here, as before
+from .conv import def_device, default_device, check_device, check_devices, to_device, collate_device   # default_device, check_devices: importable from here, as before
 from .guards import BatchCheckCB, NaNStopCB
 from .progress import ProgressCB, RecorderCB, smooth, plot_lr_find
 
