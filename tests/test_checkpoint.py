@@ -384,7 +384,8 @@ def test_sigkill_then_resume_is_exact(mnist, reference, tmp_path):
     print(f'resumed run: {time.monotonic() - t0:.1f}s')
 
 @pytest.mark.parametrize('sig,status', [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_sigterm_and_ctrl_c_write_a_checkpoint_and_exit(mnist, reference, tmp_path, sig, status):
+def test_sigterm_and_ctrl_c_write_a_checkpoint_and_exit(mnist, reference, tmp_path, sig, status, cli):
+    "The signal goes to a real process; the resume runs in this one (the SIGKILL test resumes in a new Python)."
     d, b = tmp_path/'D', tmp_path/'B.pt'
     p = start(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)))
     wait_for_checkpoint(d, p)
@@ -395,11 +396,11 @@ def test_sigterm_and_ctrl_c_write_a_checkpoint_and_exit(mnist, reference, tmp_pa
     assert err.count('\n') == 1 and 'run the same command to continue' in err and 'Traceback' not in err, err
     saved = Path(re.search(r'saved in (\S+):', err)[1])
     assert saved.exists() and saved == checkpoints(d)[-1][-1]
-    r = run_fit(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)))
+    r = cli(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)))
     assert r.returncode == 0, r.stderr
     assert same_tensors(b, reference[0]) and accuracy_of(r.stdout) == reference[1]
 
-def test_damaged_newest_checkpoint_on_the_command_line(mnist, reference, tmp_path):
+def test_damaged_newest_checkpoint_on_the_command_line(mnist, reference, tmp_path, cli):
     d, b = tmp_path/'D', tmp_path/'B.pt'
     p = start(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)))
     t = time.monotonic()
@@ -407,7 +408,7 @@ def test_damaged_newest_checkpoint_on_the_command_line(mnist, reference, tmp_pat
     os.killpg(p.pid, signal.SIGKILL); p.communicate(timeout=30)
     newest = checkpoints(d)[-1][-1]
     newest.write_bytes(newest.read_bytes()[:5000])
-    r = run_fit(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)))
+    r = cli(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)))
     assert r.returncode == 0, r.stderr
     warning = [l for l in r.stderr.splitlines() if 'warning' in l]
     assert len(warning) == 1 and str(newest) in warning[0], r.stderr
@@ -463,16 +464,21 @@ def torchrun(form, *more):
     return [*TORCHRUN, '--standalone', '--nproc-per-node', '2', *more, *prog]
 
 @pytest.fixture(scope='module')
-def torchrun_reference(mnist, tmp_path_factory):
+def mnist_half(tmp_path_factory):
+    "Half the images, for the restarts: 300 batches an epoch on each of two processes, still a second or more an epoch."
+    return make_mnist(tmp_path_factory.mktemp('data'), n_train=30_000, n_test=1_000)
+
+@pytest.fixture(scope='module')
+def torchrun_reference(mnist_half, tmp_path_factory):
     "The uninterrupted two-process run, once for both forms' restarts."
     ref = tmp_path_factory.mktemp('ref2')/'ref.pt'
-    r = subprocess.run([*torchrun('module'), *fit_args(mnist, '--save', str(ref))], capture_output=True, text=True, timeout=180)
+    r = subprocess.run([*torchrun('module'), *fit_args(mnist_half, '--save', str(ref))], capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stderr[-2000:]
     return ref
 
 @pytest.mark.parametrize('form', ['no-python', 'module'])
-def test_torchrun_restart_continues_from_the_checkpoint(mnist, torchrun_reference, tmp_path, form):
-    ref, run = torchrun_reference, lambda *more: torchrun(form, *more)
+def test_torchrun_restart_continues_from_the_checkpoint(mnist_half, torchrun_reference, tmp_path, form):
+    mnist, ref, run = mnist_half, torchrun_reference, lambda *more: torchrun(form, *more)
     d, b = tmp_path/'D', tmp_path/'B.pt'
     p = start(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)),
               cmd=run('--max-restarts', '1', '--redirects', '3', '--log-dir', str(tmp_path/'logs')))
@@ -488,7 +494,7 @@ def test_torchrun_restart_continues_from_the_checkpoint(mnist, torchrun_referenc
     a, c = torch.load(ref, weights_only=True), torch.load(b, weights_only=True)
     assert max((a[k] - c[k]).abs().max().item() for k in a) <= 1e-6
 
-def test_resume_on_another_number_of_processes(mnist, tmp_path):
+def test_resume_on_another_number_of_processes(mnist, tmp_path, cli):
     d = tmp_path/'D'
     args = ['--data', str(mnist), '--epochs', '1', '--shuffle', '--device', 'cpu', '--checkpoint', str(d), '--checkpoint-every', '50']
     p = start(*args, cmd=[*TORCHRUN, '--standalone', '--nproc-per-node', '2', '-m', 'minitrain.cli'])
@@ -496,9 +502,9 @@ def test_resume_on_another_number_of_processes(mnist, tmp_path):
     time.sleep(random.uniform(0, 0.5))
     for w in children(p.pid): os.killpg(w, signal.SIGKILL)   # torchrun starts each worker in a process group of its own
     os.killpg(p.pid, signal.SIGKILL); p.communicate(timeout=30)
-    r = run_fit(*args, '--save', str(tmp_path/'B.pt'))
+    r = cli(*args, '--save', str(tmp_path/'B.pt'))   # one process, in this Python
     assert r.returncode == 0 and 'resuming from epoch 0' in r.stderr, r.stderr
-    r = run_fit(*args[:-4], '--save', str(tmp_path/'A.pt'))
+    r = cli(*args[:-4], '--save', str(tmp_path/'A.pt'))
     assert r.returncode == 0
     a, b = torch.load(tmp_path/'A.pt', weights_only=True), torch.load(tmp_path/'B.pt', weights_only=True)
     assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-4

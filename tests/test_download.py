@@ -42,7 +42,7 @@ def site(tmp_path):
     FILES.clear(); FILES.update({k: hashlib.sha256(Handler.files[k]).hexdigest() for k in data.MNIST_FILES})
     srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
     srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    threading.Thread(target=srv.serve_forever, args=(0.02,), daemon=True).start()   # shutdown waits up to a poll: 0.5 s by default
     yield f'http://127.0.0.1:{srv.server_port}'
     Handler.release.set(); srv.shutdown(); srv.server_close()
 
