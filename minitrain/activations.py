@@ -8,7 +8,8 @@ __all__ = ['Hook', 'Hooks', 'HooksCallback', 'append_stats', 'get_hist', 'get_mi
 # %% ../nbs/06_activations.ipynb #79f4cd78
 from functools import partial
 import torch
-from .learner import Callback, to_cpu
+from .conv import to_cpu
+from .learner import Callback
 from .training import set_seed
 from .data import get_grid, show_image
 

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from .training import cross_entropy
-from .learner import Callback, get_lr
+from .training import get_lr
+from .learner import Callback
 
 # %% ../nbs/05_backprop.ipynb #9b7d898e
 def check_mlp(model):

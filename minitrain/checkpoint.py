@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np, torch
 import torch.distributed as dist
 from fastcore.basics import patch
-from .learner import Callback, Learner, get_lr, set_lr
+from .training import get_lr, set_lr
+from .learner import Callback, Learner
 from .progress import is_main_process
 
 # %% ../nbs/09_checkpoint.ipynb #2199f26f

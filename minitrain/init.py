@@ -12,8 +12,8 @@ import gc, math, sys, traceback
 import torch, torch.nn.functional as F
 from torch import nn
 from torch.nn import init
-from .conv import conv, is_batchnorm, def_device, to_device, collate_device
-from .learner import Callback, to_cpu
+from .conv import conv, is_batchnorm, def_device, to_device, collate_device, to_cpu
+from .learner import Callback
 from .activations import Hook
 from .progress import ipython_shell
 

@@ -144,6 +144,17 @@ class Optimizer:
         "Forget the gradients, so that the next `backward` starts afresh."
         for p in self.params: p.grad = None
 
+# %% ../nbs/01_training.ipynb #a4f515ce
+def get_lr(opt):
+    "The learning rate of `opt`: its first parameter group's, or its `lr`."
+    return opt.param_groups[0]['lr'] if hasattr(opt, 'param_groups') else opt.lr
+
+def set_lr(opt, lr):
+    "Set the learning rate of `opt`, in every parameter group, or its `lr`."
+    if hasattr(opt, 'param_groups'):
+        for g in opt.param_groups: g['lr'] = lr
+    else: opt.lr = lr
+
 # %% ../nbs/01_training.ipynb #c6933c77
 class Dataset:
     "Inputs `x` and targets `y` of equal length; `ds[i]` is `(x[i], y[i])` for an int, a slice or a tensor of indices."
@@ -272,6 +283,19 @@ def evaluate(model, dl, loss_func=F.cross_entropy):
             tot_acc += accuracy(preds, yb).item() * n
             count += n
     return tot_loss / count, tot_acc / count
+
+# %% ../nbs/01_training.ipynb #b664bebe
+class ItemMean:
+    "A mean over items: `add(v, n)` for a batch of `n` items of mean `v`; kept as a sum until `compute`."
+    def __init__(self, f=None): self.f = f; self.reset()
+    def reset(self): self.sum, self.n = None, 0
+    def add(self, v, n):
+        if self.sum is None: self.sum = v * n   # a tensor of our own, on the batch's device,
+        elif torch.is_tensor(self.sum): self.sum.add_(v, alpha=n)   # added to in place
+        else: self.sum = self.sum + v * n
+        self.n += n
+    def update(self, preds, targs): self.add(self.f(preds, targs), len(targs))
+    def compute(self): return self.sum / self.n
 
 # %% ../nbs/01_training.ipynb #cb3bab48
 def train_one_epoch(model, loss_func, opt, dl):
