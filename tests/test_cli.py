@@ -29,9 +29,9 @@ def test_a_bad_option_in_a_process_of_its_own():
     r = run_cli('--epochs', '-1')
     assert r.returncode == 2 and r.stdout == '' and r.stderr.count('\n') == 1 and '--epochs' in r.stderr, r.stderr
 
-def test_missing_data_one_line(tmp_path):
+def test_missing_data_one_line(tmp_path, cli):
     (tmp_path/'file').write_text('not a folder')  # a data "folder" that is a file: nothing can be read or downloaded there
-    r = run_cli('--data', str(tmp_path/'file'))
+    r = cli('--data', str(tmp_path/'file'))
     assert r.returncode == 1
     assert r.stderr.startswith('minitrain-fit: error: ') and r.stderr.count('\n') == 1, r.stderr
     assert 'Traceback' not in r.stderr

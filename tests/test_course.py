@@ -208,7 +208,8 @@ def test_course_05_datasets_runs_on_minitrain():
     assert torch.equal(yb, torch.tensor(ns['dsd']['test']['label'][:64]))   # validation in order
 
 # 13_resnet loads Fashion-MNIST normalised, in batches of 1024, with four worker processes; here a subset of MNIST,
-# normalised by its own mean and std, in batches of 64 so that its five-epoch fits and lr_find take seconds
+# normalised by its own mean and std (1,024 images to train on, 512 to validate), in batches of 64 so that its five-epoch
+# fits and lr_find take seconds: its last fit reached 0.955 here
 RESNET_DATA = '''
 from minitrain.data import load_mnist
 from minitrain.training import Dataset, DataLoader
@@ -217,7 +218,7 @@ xmean, xstd = x_tr.mean(), x_tr.std()
 def images(x, n): return ((x[:n] - xmean) / xstd).view(-1, 1, 28, 28)
 bs = 64
 dls = DataLoaders(DataLoader(Dataset(images(x_tr, 1024), y_tr[:1024]), bs, shuffle=True),
-                  DataLoader(Dataset(images(x_va, 1024), y_va[:1024]), 2 * bs))
+                  DataLoader(Dataset(images(x_va, 512), y_va[:512]), 2 * bs))
 '''
 
 @need_data
@@ -245,7 +246,7 @@ def test_course_13_resnet_runs_on_minitrain():
 # 14_augment loads Fashion-MNIST as 13 does; here 128 training images in batches of 64, so that its four five-epoch fits
 # of ResNets up to 512 channels take seconds
 AUGMENT_DATA = RESNET_DATA.replace('images(x_tr, 1024), y_tr[:1024]', 'images(x_tr, 128), y_tr[:128]').replace(
-    'images(x_va, 1024), y_va[:1024]', 'images(x_va, 128), y_va[:128]')
+    'images(x_va, 512), y_va[:512]', 'images(x_va, 128), y_va[:128]')
 
 @need_data
 def test_course_14_augment_runs_on_minitrain_up_to_its_long_runs():
@@ -253,7 +254,7 @@ def test_course_14_augment_runs_on_minitrain_up_to_its_long_runs():
     import matplotlib.pyplot as plt
     import minitrain.augment as ma
     from minitrain.learner import Learner
-    assert AUGMENT_DATA != RESNET_DATA
+    assert AUGMENT_DATA.count(', 128), y_') == 2   # both subsets replaced
     summary = Learner.summary
     try: ns, printed, failures = run('14_augment.ipynb', 'augment', AUGMENT_DATA, stop='epochs = 20')
     finally: Learner.summary = summary
