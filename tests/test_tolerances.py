@@ -15,9 +15,13 @@ DATA = os.environ.get('MINITRAIN_DATA')
 pytestmark = pytest.mark.skipif(not DATA or not (Path(DATA)/'mnist.pkl.gz').exists() and not (Path(DATA)/'mnist').exists(),
                                 reason="the lessons train on real MNIST: set MINITRAIN_DATA to a folder that has it")
 
+# The training lesson's first cells look at the pixels' exponentials over the whole training set (3 s): nothing after them
+# uses what they compute, so its runs here leave them out
+SKIP = {'01_training.ipynb': 'x_train.exp()'}
+
 def fails(name, until, *changes):
     "Run lesson `name` with `changes` up to the check in the cell containing `until`; return the check's error."
-    e = run_lesson(name, until, changes)
+    e = run_lesson(name, until, changes, skip=SKIP.get(name))
     assert e is not None, f'the check in {name} passed despite {changes}'
     return e
 
@@ -39,7 +43,7 @@ def test_a_refactor_done_wrong_is_caught_exactly():
     "The simple loader drops the last batch of each epoch: the lesson's same-weights check fails."
     e = run_lesson('01_training.ipynb', 'seed_weights))',
                    [('for i in range(0, len(self.ds), self.bs)', 'for i in range(0, len(self.ds) - self.bs, self.bs)')],
-                   after='train_dl = SimpleDataLoader(train_ds, bs)')
+                   after='train_dl = SimpleDataLoader(train_ds, bs)', skip=SKIP['01_training.ipynb'])
     assert isinstance(e, AssertionError), repr(e)
 
 # 07_init: each run's two validation accuracies within the lesson's tolerance, and the ordering its prose states
