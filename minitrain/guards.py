@@ -39,4 +39,5 @@ def check_steps(learn, steps):
     "Raise `ValueError` naming the first of `steps` that neither the class of `learn` nor any of its callbacks does."
     for s in steps:
         if not hasattr(type(learn), s) and not any(hasattr(cb, s) for cb in learn.cbs):
-            raise ValueError(f"nothing does the {s!r} step: add TrainCB() to cbs, or define {s} in a subclass of Learner")
+            raise ValueError(f"nothing does the {s!r} step: add TrainCB() to cbs, "
+                             f"or define {s} in a subclass of Learner")
