@@ -6,7 +6,8 @@ Only these changes are made to the course's code:
   `RandomCrop`, `RandomHorizontalFlip`); imports of what cannot be had or is not used here
   (the Hugging Face hub's loaders, the rest of torchvision, fastprogress) are dropped. An `#|export` cell, whose definitions minitrain provides,
   is replaced by an import of the names it defines from the notebook's minitrain module, so that from there on they
-  are minitrain's; an `#|export` cell of imports alone runs, with its imports changed.
+  are minitrain's; an `#|export` cell of imports alone runs, with its imports changed, and so does one that defines only
+  `_private` helpers (14_augment's `_rand_erase1`), which a star import never brings: the reader's notebook defines them.
 - IPython: `%time stmt` runs `stmt`; other magics are dropped.
 - data: the cells that load Fashion-MNIST from the hub (04_minibatch_training: MNIST from a URL) are replaced by cells
   that give the same names for MNIST, shaped as the notebook's own transforms leave the data: one cell for the first,
@@ -84,7 +85,7 @@ def rewrite(cells, module, data_cell, markers=DATA_MARKERS, stop=None):
             elif isinstance(data_cell, (list, tuple)): raise ValueError(f'cell {i} loads data, and no replacement is left for it')
             continue
         lines = [l for l in src.splitlines() if not l.startswith('#|')]
-        if any(d.startswith('#|export') for d in ds) and not all(is_import(l) for l in lines):
+        if any(d.startswith('#|export') for d in ds) and not all(is_import(l) for l in lines) and defined(src):
             lines = [l for l in lines if is_import(l) and l == l.lstrip()] + [f"from minitrain.{module} import {', '.join(defined(src))}"]
         out.append((i, '\n'.join(change_import(unmagic(l)) for l in lines)))
     if data_cells and isinstance(data_cell, (list, tuple)): raise ValueError(f'{len(data_cells)} data cells were not used')

@@ -57,6 +57,15 @@ def test_rewrite_changes_only_imports_exports_and_data():
     plain = [i for i in ran if i not in exported and ran[i] != LEARNER_DATA and 'import' not in cells[i]]
     assert len(plain) > 20 and all(ran[i] == cells[i] for i in plain)   # every other cell runs as the course wrote it
 
+def test_rewrite_keeps_an_export_cell_of_private_helpers():
+    "14_augment's `_rand_erase1` is exported, but a star import never brings a `_private` name: the reader's notebook defines it."
+    cells = code_cells('14_augment.ipynb')
+    ran = dict(rewrite(cells, 'augment', AUGMENT_DATA))
+    i = next(i for i, s in enumerate(cells) if s.startswith('#|export') and 'def _rand_erase1(' in s)
+    assert ran[i] == cells[i].split('\n', 1)[1]   # as written, without its #|export line
+    j = next(i for i, s in enumerate(cells) if s.startswith('#|export') and 'def rand_erase(' in s)
+    assert ran[j].splitlines()[-1] == 'from minitrain.augment import rand_erase'   # a public name: minitrain's
+
 @need_data
 def test_course_09_learner_runs_on_minitrain():
     ns, printed, failures = run('09_learner.ipynb', 'learner', LEARNER_DATA)
@@ -276,28 +285,38 @@ def test_course_13_resnet_runs_on_minitrain():
     rows = [r for r in ns['learn'].history if not r['train']]
     assert len(rows) == 5 and rows[-1]['accuracy'] > 0.9, rows
 
-# 14_augment loads Fashion-MNIST as 13 does; here 128 training images in batches of 64, so that its four five-epoch fits
-# of ResNets up to 512 channels take seconds
-AUGMENT_DATA = RESNET_DATA.replace('images(x_tr, 1024), y_tr[:1024]', 'images(x_tr, 128), y_tr[:128]').replace(
-    'images(x_va, 512), y_va[:512]', 'images(x_va, 128), y_va[:128]')
+# 14_augment loads Fashion-MNIST as 13 does; here 64 training images and 64 to validate, one batch each, so that its
+# five-epoch fits and its first 20-epoch fit of ResNets up to 512 channels take seconds
+AUGMENT_DATA = RESNET_DATA.replace('images(x_tr, 1024), y_tr[:1024]', 'images(x_tr, 64), y_tr[:64]').replace(
+    'images(x_va, 512), y_va[:512]', 'images(x_va, 64), y_va[:64]')
 
 @need_data
-def test_course_14_augment_runs_on_minitrain_up_to_its_long_runs():
-    "Its wider ResNets, global pooling, summary, torchvision's crop and flip (minitrain's), show_image_batch; up to its 20-epoch run."
+def test_course_14_augment_runs_on_minitrain_up_to_its_long_runs(tmp_path, monkeypatch):
+    """Its wider ResNets, global pooling, summary, torchvision's crop and flip (minitrain's), show_image_batch, its first
+    20-epoch run, capture_preds and test-time flips, random erasing; up to its 50-epoch run."""
     import matplotlib.pyplot as plt
     import minitrain.augment as ma
     from minitrain.learner import Learner
-    assert AUGMENT_DATA.count(', 128), y_') == 2   # both subsets replaced
+    assert AUGMENT_DATA.count(', 64), y_') == 2   # both subsets replaced
+    monkeypatch.chdir(tmp_path)   # the notebook saves its model in models/
     summary = Learner.summary
-    try: ns, printed, failures = run('14_augment.ipynb', 'augment', AUGMENT_DATA, stop='epochs = 20')
+    try: ns, printed, failures = run('14_augment.ipynb', 'augment', AUGMENT_DATA, stop='epochs = 50')
     finally: Learner.summary = summary
     plt.close('all')
     assert not failures, '\n\n'.join(failures)
-    assert ns['summary'] is ma.summary and ns['show_image_batch'] is ma.show_image_batch
-    assert isinstance(ns['tfms'][0], ma.RandomCrop) and ns['tfms'][0].padding == 1 and isinstance(ns['tfms'][1], ma.RandomHorizontalFlip)
+    for n in ['summary', 'show_image_batch', 'CapturePreds', 'capture_preds', 'rand_erase', 'RandErase']:
+        assert ns[n] is getattr(ma, n), n
+    assert '_rand_erase1' in ns and not hasattr(ma, '_rand_erase1')   # the notebook's own helper, as a reader's would be
+    tfms = ns['tfms']
+    assert [type(t) for t in tfms] == [ma.RandomCrop, ma.RandomHorizontalFlip, ma.RandErase] and tfms[0].padding == 1
     # minitrain's summary on the course's wider models: one line of totals each
     tot = [l for p in printed.values() for l in p.splitlines() if l.startswith('Tot params')]
     assert len(tot) == 3 and all('MFLOPS' in t for t in tot), tot
-    # the augmented batch the course looked at, 1 epoch with torchvision's crop and flip: minitrain's, drawn per image
+    # the 20-epoch run's model, saved whole; its predictions on the 64 validation images, plain and flipped (minitrain's
+    # hflip), averaged
+    assert (tmp_path/'models'/'data_aug.pkl').exists()
+    assert ns['ap1'].shape == ns['ap2'].shape == (64, 10) and ns['at'].shape == (64,) and ns['ap'].shape == (64,)
+    assert not torch.equal(ns['ap1'], ns['ap2'])
+    # the last batch the course looked at: one step with the crop, the flip and minitrain's RandErase, per image
     xb, yb = ns['xb'], ns['yb']
     assert xb.shape == (64, 1, 28, 28) and yb.shape == (64,)
