@@ -299,8 +299,8 @@ class LRFinderCB(Callback):
         model.load_state_dict(state); model.train(self.mode)
         if not self.losses: return
         if not self.diverged:
-            print(f"lr_find: the loss never rose past {self.max_mult} times its lowest, so "
-                  f"{self.suggestion():.3g} is only the end of the range tried: "
+            print(f"lr_find: the loss never rose past {self.max_mult} times its lowest between rates {self.lrs[0]:.3g} "
+                  f"and {self.lrs[-1]:.3g}, so the best rate may lie past them and {self.suggestion():.3g} is a guess: "
                   f"give it more epochs or a larger gamma", file=sys.stderr)
         self.fig = self.plot()   # on matplotlib's current backend: shown in a notebook, saved with plt.savefig in a script
 

@@ -487,7 +487,9 @@ def test_lr_find_keeps_history_and_mode_and_says_when_the_loss_never_rose(capsys
     learn.lr_find(max_epochs=1)   # 8 batches from 1e-5: the loss cannot rise
     err = capsys.readouterr().err
     assert learn.history == history and not learn.model.training
-    assert len(err.splitlines()) == 1 and 'never rose' in err and 'only the end of the range' in err
+    assert len(err.splitlines()) == 1 and 'never rose' in err and 'the best rate may lie past them' in err
+    lrs = learn.lr_finder.lrs
+    assert f'between rates {lrs[0]:.3g} and {lrs[-1]:.3g}' in err and err.startswith('lr_find: ') and lrs[0] == 1e-5
 
 def test_lr_finder_plot_stops_at_the_divergence():
     f = LRFinderCB()
