@@ -74,14 +74,14 @@ def test_from_dd_on_a_real_datasetdict():
     with pytest.raises(ValueError, match='needs a training and a validation loader, got 1'): DataLoaders([1])
 
 def test_from_dd_with_worker_processes_as_the_course_calls_it():
-    "The course's lessons load with `DataLoaders.from_dd(tds, bs, num_workers=4)`: the transform and collate_dict run in workers."
+    "The course's lessons load with `DataLoaders.from_dd(tds, bs, num_workers=4)`: the transform and collate_dict run in workers (2 here)."
     dd = datasets.DatasetDict(train=dataset(40), test=dataset(20)).with_transform(tensors)
     def batches(**kw):
         torch.manual_seed(0)
         dls = DataLoaders.from_dd(dd, 8, **kw)
         return [b for dl in (dls.train, dls.valid) for b in dl]
     plain, workers = batches(), batches(num_workers=2)
-    assert len(plain) == 5 + 2 and all(isinstance(b, tuple) and len(b) == 2 for b in workers)
+    assert len(plain) == len(workers) == 5 + 2 and all(isinstance(b, tuple) and len(b) == 2 for b in workers)
     assert all(torch.equal(a, b) for p, w in zip(plain, workers) for a, b in zip(p, w))   # the same batches, in order
 
 def test_to_tensor_as_torchvision_has_it():
