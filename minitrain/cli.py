@@ -7,10 +7,10 @@ __all__ = ['CNN_WIDTHS', 'RECIPES', 'cnn_loss', 'whole_number', 'positive_number
            'checkpoint_folder', 'check_writable', 'memory_needed', 'cnn_memory_needed', 'resnet_memory_needed',
            'physical_memory', 'OneLineParser', 'parser', 'with_defaults', 'run_config', 'cnn_model', 'resnet_model',
            'cnn_images', 'opt_func', 'fit_model', 'save_figure', 'save_model', 'Terminated', 'stop_handler',
-           'open_checkpoint', 'main']
+           'open_checkpoint', 'main', 'quick_exit']
 
 # %% ../nbs/11_cli.ipynb #c6998165
-import argparse, os, signal, sys, tempfile
+import argparse, atexit, gc, os, signal, sys, tempfile
 import torch
 from functools import partial
 from pathlib import Path
@@ -262,6 +262,7 @@ def open_checkpoint(args, warn):
 
 def main(argv=None):
     "Entry point of `minitrain-fit`; returns the exit status."
+    if argv is None: atexit.register(quick_exit)   # run as the command, not called from Python: see "A quick exit" below
     p = parser()
     if _rank(): p.prog += f' (rank {_rank()})'   # under torchrun, errors say which process they come from
     ckpt = None
@@ -340,6 +341,11 @@ def main(argv=None):
 def _main_thread():
     import threading
     return threading.current_thread() is threading.main_thread()
+
+# %% ../nbs/11_cli.ipynb #048a402a
+def quick_exit():
+    "At exit: collect the garbage once, then freeze what is left, so that the interpreter's own sweeps skip it."
+    gc.collect(); gc.freeze()
 
 # %% ../nbs/11_cli.ipynb #913af753
 if __name__ == '__main__': sys.exit(main())

@@ -1,9 +1,14 @@
 import os
 if os.environ.get('PYTEST_XDIST_WORKER'):   # two workers on two cores: one thread each, for them and what they start
     os.environ.setdefault('OMP_NUM_THREADS', '1')
-import contextlib, io, subprocess, sys
+import atexit, contextlib, io, subprocess, sys
 import numpy as np, pytest
+from minitrain.cli import quick_exit
 from minitrain.data import write_idx
+
+# pytest and its workers end as the command does, without the interpreter's sweeps of PyTorch's objects at exit
+# (nbs/11_cli.ipynb, "A quick exit"): 0.7 s sooner at the end of every run
+atexit.register(quick_exit)
 
 def make_mnist(folder, n_train=30, n_test=5, seed=0):
     "Write small synthetic MNIST IDX files into `folder/mnist/` and return `folder`."

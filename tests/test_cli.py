@@ -121,3 +121,33 @@ def test_fit_model_uses_the_options_optimizer_and_schedule(monkeypatch, tmp_path
     assert seen[1][0].func is SGD and seen[1][0].keywords == {'mom': 0.9, 'wd': 0.} and 'BatchSchedCB' in seen[1][1]
     assert seen[2][0].func is Adam and seen[2][0].keywords == {'wd': 0.01}
     assert {'BatchSchedCB', 'BatchTransformCB'} <= set(seen[2][1])
+
+def test_quick_exit_is_registered_only_when_main_runs_as_the_command(monkeypatch):
+    import atexit, sys
+    from minitrain.cli import main, quick_exit
+    registered = []
+    monkeypatch.setattr(atexit, 'register', registered.append)
+    assert main(['--bs', '0']) == 2 and registered == []   # called from Python: the collector is left alone
+    monkeypatch.setattr(sys, 'argv', ['minitrain-fit', '--bs', '0'])
+    assert main() == 2 and registered == [quick_exit]
+
+QUICK_EXIT = '''
+import atexit, gc, os, sys
+from pathlib import Path
+from minitrain.cli import main
+atexit.register(lambda: print('frozen', gc.get_freeze_count() > 100_000))   # registered before main's: runs after it
+gc.disable()   # so that only a sweep at exit can find the cycle below
+status = main()
+class Note:
+    def __del__(self): Path(os.environ['NOTE']).write_text('finalized')
+note = Note(); note.me = note; del note   # garbage in a cycle
+sys.exit(status)
+'''
+
+def test_the_command_finalizes_its_garbage_and_freezes_the_rest_at_exit(tmp_path):
+    import os, subprocess, sys
+    marker = tmp_path/'note'
+    r = subprocess.run([sys.executable, '-c', QUICK_EXIT, '--bs', '0'], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, 'NOTE': str(marker)})
+    assert r.returncode == 2 and '--bs' in r.stderr and r.stdout == 'frozen True\n', (r.stdout, r.stderr)
+    assert marker.read_text() == 'finalized'

@@ -11,7 +11,7 @@ Most cells must print exactly what was saved. Two kinds of cell are compared mor
   follow (see the README's "Numbers and machines"); X is the spread `tools/matrix.py measure` found across CPU
   settings, with a margin. 33 cells use it.
 - A cell whose output changes from run to run for reasons that have nothing to do with the maths (a timing) opts
-  out with a line `#|varies`. 14 cells use it, all of them timings or a progress bar's clock.
+  out with a line `#|varies`. 16 cells use it, all of them timings or a progress bar's clock.
 
     python tools/check_outputs.py [NOTEBOOK ...]   # default: every notebook in nbs/
 Exit status 1, with the notebook, the cell and a diff for each stale output.
