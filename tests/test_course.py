@@ -111,12 +111,13 @@ def test_course_10_activations_runs_on_minitrain():
     assert all(m.weight.shape[0] in (8, 16, 32, 64, 10) for m in model.modules() if isinstance(m, nn.Conv2d))
 
 # 11_initializing loads its data three times: as it comes, normalised with the mean and std it measures, and normalised
-# in batches of 256; each becomes the same for a subset of MNIST, so that its ten fits and two finders take seconds
+# in batches of 256; each becomes the same for a subset of MNIST, so that its ten fits and two finders take seconds. On
+# 2,048 training images its last fit scores 0.897 with each kernel set (0.921 on 3,072); the check asks for 0.8
 INIT_DATA = ['''
 from minitrain.data import load_mnist
 from minitrain.training import Dataset, DataLoader
 (x_tr, y_tr), (x_va, y_va), _ = load_mnist()
-x_tr, y_tr, x_va, y_va = x_tr[:3072].view(-1, 1, 28, 28), y_tr[:3072], x_va[:1000].view(-1, 1, 28, 28), y_va[:1000]
+x_tr, y_tr, x_va, y_va = x_tr[:2048].view(-1, 1, 28, 28), y_tr[:2048], x_va[:1000].view(-1, 1, 28, 28), y_va[:1000]
 def mnist_dls(bs, tfm=lambda x: x):
     return DataLoaders(DataLoader(Dataset(tfm(x_tr), y_tr), bs, shuffle=True), DataLoader(Dataset(tfm(x_va), y_va), 2*bs))
 bs = 1024
@@ -155,8 +156,8 @@ def test_course_11_initializing_runs_on_minitrain():
     assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == 4
     # the notebook normalised its inputs, and LSUV left each GeneralRelu's output at mean 0 and std 1 on a batch
     assert abs(ns['xb'].mean()) < 0.05 and abs(ns['xb'].std() - 1) < 0.05
-    # ActivationStats on the four GeneralRelus kept one row per training batch of the last fit (2 epochs of 12 batches)
-    assert len(astats) == 4 and all(len(h.stats[0]) == 2 * len(ns['dls'].train) for h in astats)
+    # ActivationStats on the four GeneralRelus kept one row per training batch of the last fit (2 epochs of 8 batches)
+    assert len(ns['dls'].train) == 8 and len(astats) == 4 and all(len(h.stats[0]) == 2 * len(ns['dls'].train) for h in astats)
     assert not any(m._forward_hooks for m in model.modules())
     assert float(learn.metrics.all_metrics['accuracy'].compute()) > 0.8
 
