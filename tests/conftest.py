@@ -1,7 +1,7 @@
 import os
 if os.environ.get('PYTEST_XDIST_WORKER'):   # two workers on two cores: one thread each, for them and what they start
     os.environ.setdefault('OMP_NUM_THREADS', '1')
-import atexit, contextlib, io, subprocess, sys
+import atexit, contextlib, io, shutil, subprocess, sys
 import numpy as np, pytest
 from minitrain.cli import quick_exit
 from minitrain.data import write_idx
@@ -24,6 +24,20 @@ def make_mnist(folder, n_train=30, n_test=5, seed=0):
 
 @pytest.fixture
 def mnist_dir(tmp_path): return make_mnist(tmp_path/'data')
+
+def once_per_run(tmp_path_factory, name, make):
+    """The folder `name`, filled by `make(folder)` once in a test run: pytest-xdist's workers share it, the first to come
+    making it while the others wait (a module-scoped fixture would be made once in each worker)."""
+    from filelock import FileLock   # PyTorch's own dependency
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get('PYTEST_XDIST_WORKER'): root = root.parent   # the run's folder, above each worker's own
+    folder = root/name
+    with FileLock(str(root/f'{name}.lock')):
+        if not (folder/'.made').exists():
+            shutil.rmtree(folder, ignore_errors=True); folder.mkdir()
+            make(folder)
+            (folder/'.made').touch()
+    return folder
 
 def run_cli(*args):
     "Run `minitrain-fit` with `args` in a separate Python, as a user would; returns the CompletedProcess."

@@ -6,7 +6,7 @@ import pytest, torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 from torch import nn
-from conftest import make_mnist
+from conftest import make_mnist, once_per_run
 from minitrain.training import Dataset, DataLoader, accuracy, set_seed
 from minitrain.learner import Learner, DataLoaders, TrainCB, MetricsCB, Callback
 from minitrain.progress import RecorderCB
@@ -360,13 +360,16 @@ def accuracy_of(out): return [l for l in out.splitlines() if l.startswith('accur
 
 @pytest.fixture(scope='module')
 def reference(mnist, tmp_path_factory):
-    "The uninterrupted run, in this process: the same weights, bit for bit, as in a Python of its own, 1 to 2 s sooner."
+    """The uninterrupted run, once for all the workers, in the process that makes it: the same weights, bit for bit, as
+    in a Python of its own, 1 to 2 s sooner. (Each worker's `mnist` holds the same images.)"""
     from minitrain.cli import main
-    a = tmp_path_factory.mktemp('ref')/'A.pt'
-    with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.redirect_stderr(io.StringIO()) as err:
-        status = main(fit_args(mnist, '--save', str(a)))
-    assert status == 0, err.getvalue()
-    return a, accuracy_of(out.getvalue())
+    def make(folder):
+        with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.redirect_stderr(io.StringIO()) as err:
+            status = main(fit_args(mnist, '--save', str(folder/'A.pt')))
+        assert status == 0, err.getvalue()
+        (folder/'accuracy').write_text(json.dumps(accuracy_of(out.getvalue())))
+    folder = once_per_run(tmp_path_factory, 'checkpoint-reference', make)
+    return folder/'A.pt', json.loads((folder/'accuracy').read_text())
 
 def visible(folder): return sorted(f.name for f in folder.iterdir() if not f.name.startswith('.'))
 
@@ -473,11 +476,12 @@ def mnist_half(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def torchrun_reference(mnist_half, tmp_path_factory):
-    "The uninterrupted two-process run, once for both forms' restarts."
-    ref = tmp_path_factory.mktemp('ref2')/'ref.pt'
-    r = subprocess.run([*torchrun('module'), *fit_args(mnist_half, '--save', str(ref))], capture_output=True, text=True, timeout=180)
-    assert r.returncode == 0, r.stderr[-2000:]
-    return ref
+    "The uninterrupted two-process run, once for both forms' restarts, whichever workers run them."
+    def make(folder):
+        r = subprocess.run([*torchrun('module'), *fit_args(mnist_half, '--save', str(folder/'ref.pt'))], capture_output=True,
+                           text=True, timeout=180)
+        assert r.returncode == 0, r.stderr[-2000:]
+    return once_per_run(tmp_path_factory, 'torchrun-reference', make)/'ref.pt'
 
 @pytest.mark.parametrize('form', ['no-python', 'module'])
 def test_torchrun_restart_continues_from_the_checkpoint(mnist_half, torchrun_reference, tmp_path, form):
