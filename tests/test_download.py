@@ -120,8 +120,11 @@ def test_damaged_cache_names_the_file(kind, tmp_path):
     assert str(bad) in str(e.value) and 'Delete' in str(e.value)
 
 def test_read_only_folder_is_a_clear_error(tmp_path):
-    "A real read-only file system: a tmpfs mounted read-only in a private mount namespace (root), or chmod (others)."
-    code = f"from minitrain.data import load_mnist; load_mnist({str(tmp_path/'ro')!r})"
+    """A real read-only file system: a tmpfs mounted read-only in a private mount namespace (root), or chmod (others).
+    One process: the command's one line, then `load_mnist`'s error."""
+    ro = str(tmp_path/'ro')
+    code = (f"import sys; from minitrain.cli import main; print('status', main(['--data', {ro!r}]), flush=True); "
+            f"print('--- load_mnist', file=sys.stderr, flush=True); from minitrain.data import load_mnist; load_mnist({ro!r})")
     (tmp_path/'ro').mkdir()
     if os.geteuid() == 0:
         probe = subprocess.run(['unshare', '-m', 'mount', '-t', 'tmpfs', '-o', 'ro', 'tmpfs', str(tmp_path/'ro')],
@@ -132,11 +135,10 @@ def test_read_only_folder_is_a_clear_error(tmp_path):
         (tmp_path/'ro').chmod(0o555)
         cmd = [sys.executable, '-c', code]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    assert r.returncode != 0
-    assert 'Cannot write to the data folder' in r.stderr and str(tmp_path/'ro') in r.stderr, r.stderr
-    fit = subprocess.run(cmd[:-1] + [f"import sys; from minitrain.cli import main; sys.exit(main(['--data', {str(tmp_path/'ro')!r}]))"],
-                         capture_output=True, text=True, timeout=60)
-    assert fit.returncode == 1 and fit.stderr.count('\n') == 1 and 'Cannot write to the data folder' in fit.stderr, fit.stderr
+    assert r.returncode != 0 and r.stdout == 'status 1\n' and r.stderr.count('--- load_mnist\n') == 1, (r.stdout, r.stderr)
+    fit, load = r.stderr.split('--- load_mnist\n')
+    assert fit.count('\n') == 1 and 'Cannot write to the data folder' in fit, fit
+    assert 'Cannot write to the data folder' in load and ro in load, load
 
 def test_downloads_are_readable_by_the_folders_other_users(site, tmp_path):
     old = os.umask(0o022)
