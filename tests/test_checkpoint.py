@@ -1,12 +1,12 @@
 """Checkpoints and exact resumes: the library's pieces, then `minitrain-fit --checkpoint` killed for real (SIGKILL, SIGTERM,
 Ctrl-C) and resumed, a damaged newest checkpoint, refusals, and torchrun restarts. Every wait is bounded."""
-import contextlib, io, json, os, random, re, shutil, signal, stat, struct, subprocess, sys, time, zlib
+import json, os, random, re, shutil, signal, stat, struct, subprocess, sys, time, zlib
 from pathlib import Path
 import pytest, torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 from torch import nn
-from conftest import make_mnist, once_per_run
+from conftest import make_mnist, once_per_run, quiet
 from minitrain.training import Dataset, DataLoader, accuracy, set_seed
 from minitrain.learner import Learner, DataLoaders, TrainCB, MetricsCB, Callback
 from minitrain.progress import RecorderCB
@@ -364,10 +364,9 @@ def reference(mnist, tmp_path_factory):
     in a Python of its own, 1 to 2 s sooner. (Each worker's `mnist` holds the same images.)"""
     from minitrain.cli import main
     def make(folder):
-        with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.redirect_stderr(io.StringIO()) as err:
-            status = main(fit_args(mnist, '--save', str(folder/'A.pt')))
-        assert status == 0, err.getvalue()
-        (folder/'accuracy').write_text(json.dumps(accuracy_of(out.getvalue())))
+        status, out = quiet(main, fit_args(mnist, '--save', str(folder/'A.pt')))
+        assert status == 0, out
+        (folder/'accuracy').write_text(json.dumps(accuracy_of(out)))
     folder = once_per_run(tmp_path_factory, 'checkpoint-reference', make)
     return folder/'A.pt', json.loads((folder/'accuracy').read_text())
 
