@@ -46,8 +46,10 @@ class FormatOneCB(CheckpointCB):
                  'history': learn.history, 'cbs': cbs, 'rng': rng_states(), 'dl': learn.dls.train.state_dict()}
         self.writer.submit(self.write_one, self.path/f'epoch{epoch}-batch{batch}.pt', snapshot(state), (epoch, batch))
     def write_one(self, fn, state, pos):
+        drop, _ = self.surplus(fn, pos, True)
         write_atomically(fn, lambda tmp: torch.save(state, tmp))
-        self.prune(pos)
+        self.synced = pos
+        self.prune(fn, pos, drop)
 
 class FlushedCB(CheckpointCB):
     "A `CheckpointCB` that flushes every checkpoint to the disk."

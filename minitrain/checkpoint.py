@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['DTYPES', 'BY_NAME', 'FORMAT', 'ZIP', 'rng_states', 'set_rng_states', 'why_unreadable', 'write_atomically',
-           'sync_folder', 'snapshot', 'split_state', 'join_state', 'layout_key', 'Layout', 'write_layout', 'save_state',
-           'CheckpointError', 'DamagedCheckpoint', 'tensor_spans', 'load_state', 'read_checkpoint', 'unwrap',
-           'check_model', 'check_position', 'check_config', 'opt_state', 'load_opt_state', 'OptStateCB',
+           'sync_folder', 'snapshot', 'split_state', 'join_state', 'layout_key', 'Layout', 'write_layout', 'write_at',
+           'save_state', 'CheckpointError', 'DamagedCheckpoint', 'tensor_spans', 'load_state', 'read_checkpoint',
+           'unwrap', 'check_model', 'check_position', 'check_config', 'opt_state', 'load_opt_state', 'OptStateCB',
            'checkpoint_name', 'checkpoints', 'find_checkpoint', 'BackgroundWriter', 'RunStopped', 'CheckpointCB']
 
 # %% ../nbs/09_checkpoint.ipynb #d6bce5fe
@@ -49,12 +49,15 @@ def why_unreadable(e):
     return line.removeprefix('WeightsUnpickler error: ').split('. ')[0]
 
 # %% ../nbs/09_checkpoint.ipynb #4e6ec48a
-def write_atomically(fn, write, sync=True):
-    "`write(tmp)` to a temporary file beside `fn`, flush it to the disk (if `sync`), rename it `fn`."
+def write_atomically(fn, write, sync=True, reuse=None):
+    "`write(tmp)` to a temporary file beside `fn` (the file `reuse`, if given, renamed), flush it to the disk (if `sync`), rename it `fn`."
     p = Path(fn)
     if not p.parent.is_dir(): raise FileNotFoundError(f"no folder {p.parent} to write {p.name} in")
     tmp = p.with_name(f'.{p.stem}.{os.getpid()}-{threading.get_ident()}{p.suffix}')   # hidden, this thread's own
     try:
+        if reuse is not None:   # its pages are the system's already: writing over them costs a copy, not new ones
+            try: os.replace(reuse, tmp)
+            except FileNotFoundError: pass
         write(tmp)
         if sync:   # on the disk before the rename makes it the file
             with open(tmp, 'rb+') as f: os.fsync(f.fileno())
@@ -140,8 +143,20 @@ def write_layout(fn, layout, meta):
     data = layout.buf.numpy()
     head = ('{"__metadata__": ' + json.dumps({**meta, 'crc32': str(zlib.crc32(data))}) + layout.header_json + '}').encode()
     head += b' ' * (-len(head) % 8)   # the bytes after it start at a multiple of 8
-    with open(fn, 'wb') as f:
-        f.write(struct.pack('<Q', len(head))); f.write(head); f.write(data.data)
+    fd = os.open(fn, os.O_WRONLY | os.O_CREAT, 0o666)   # over the file there, if there is one
+    try:
+        end = write_at(fd, struct.pack('<Q', len(head)) + head, 0)
+        end = write_at(fd, data, end)
+        os.ftruncate(fd, end)   # a file written over may have been longer
+    finally: os.close(fd)
+
+def write_at(fd, b, at):
+    "Write all of the bytes `b` to the file `fd` from `at`; where they end."
+    view = memoryview(b).cast('B')
+    while view:
+        n = os.pwrite(fd, view, at)
+        view, at = view[n:], at + n
+    return at
 
 def save_state(fn, state):
     "Write `state` to the file `fn`, atomically: its tensors as safetensors, the rest as JSON in the metadata."
@@ -367,7 +382,7 @@ class CheckpointCB(Callback):
         self.config = dict(config or {})
         self.state = state   # a checkpoint already read (`find_checkpoint`), to resume from
         self.stop, self.running, self.resumed = None, False, None
-        self.writer, self.layouts = BackgroundWriter(), {}
+        self.writer, self.layouts, self.files = BackgroundWriter(), {}, None
         self.synced, self.synced_at = None, -math.inf   # the newest checkpoint flushed to the disk, and when
 
     def stateful(self, learn):
@@ -387,6 +402,7 @@ class CheckpointCB(Callback):
         self.together = (hasattr(learn, 'sum_across') and dist.is_available()
                          and dist.is_initialized() and dist.get_world_size() > 1)
         if self.main: self.path.mkdir(exist_ok=True)
+        self.files = None   # the checkpoints in the folder, as `(position, path)`: listed at the first write
         if self.state is not None: file, st = None, self.state
         else: file, st = find_checkpoint(self.path)
         self.state, self.start, self.resumed = None, 0, None
@@ -473,19 +489,29 @@ class CheckpointCB(Callback):
         return self.layouts[key]
 
     def write(self, fn, layout, skeleton, pos, sync=True):
-        "Write the state to `fn` atomically, flushed to the disk if `sync`; keep the newest `keep` checkpoints up to it."
-        write_atomically(fn, lambda tmp: write_layout(tmp, layout, {'minitrain': json.dumps(skeleton)}), sync)
+        "Write the state to `fn` atomically, flushed to the disk if `sync`, over a checkpoint it makes surplus if it can."
+        drop, newest = self.surplus(fn, pos, sync)
+        spare = drop[0] if drop and drop[0] != newest else None   # not the newest: a resume's while this is written
+        write_atomically(fn, lambda tmp: write_layout(tmp, layout, {'minitrain': json.dumps(skeleton)}), sync, spare)
         if sync: self.synced = pos
-        self.prune(pos)
+        self.prune(fn, pos, drop)
 
-    def prune(self, pos):
-        "Delete all but the newest `keep` checkpoints up to `pos`, and the newest flushed one; hide those past `pos`."
-        found = checkpoints(self.path)
-        older = [(tuple(p), f) for *p, f in found if tuple(p) <= pos]
-        for p, f in older[:-self.keep]:
-            if p != self.synced: f.unlink(missing_ok=True)
-        for *p, f in found:   # past this one: damaged, or from a run resumed before it
-            if tuple(p) > pos: f.rename(f.with_name(f'.{f.name}.abandoned'))
+    def surplus(self, fn, pos, sync):
+        "The checkpoints a new one at `pos` makes surplus (all but the newest `keep` and the newest flushed); the newest before it."
+        if self.files is None:   # the first write of the fit: hide those past `pos`, damaged or from a run resumed before it
+            found = [(tuple(p), f) for *p, f in checkpoints(self.path)]
+            for p, f in found:
+                if p > pos: f.rename(f.with_name(f'.{f.name}.abandoned'))
+            self.files = [(p, f) for p, f in found if p <= pos]
+        older = [(p, f) for p, f in self.files if f != fn]
+        flushed = pos if sync else self.synced
+        drop = [f for p, f in older[:max(0, len(older) + 1 - self.keep)] if p != flushed]
+        return drop, (older[-1][1] if older else None)
+
+    def prune(self, fn, pos, drop):
+        "Delete the checkpoints `drop`, now that `fn` at `pos` is written."
+        self.files = [(p, f) for p, f in self.files if f != fn and f not in drop] + [(pos, fn)]
+        for f in drop: f.unlink(missing_ok=True)   # one written over is gone already
 
     def cleanup_fit(self, learn):
         self.running = False

@@ -331,6 +331,42 @@ def test_checkpoints_are_flushed_at_epoch_ends_stops_and_every_sync_every_second
     learn, _ = small_run(cbs=[cb]); learn.fit(1)
     assert len(synced) == 4 and [c[:2] for c in checkpoints(tmp_path)] == [(1, 0)]
 
+def test_a_new_checkpoint_is_written_over_one_it_makes_surplus(tmp_path):
+    "Each checkpoint that makes others surplus goes into one of their files, renamed, not a new file: no pages to find."
+    seen = []
+    class Look(Callback):
+        order = 200
+        def after_batch(self, learn): self.look()
+        def after_epoch(self, learn): self.look()
+        def look(self):
+            cb.writer.wait()
+            now = {f.name: f.stat().st_ino for f in tmp_path.iterdir()}
+            if not seen or now != seen[-1]: seen.append(now)
+    cb = CheckpointCB(tmp_path, every=5, keep=2)
+    learn, _ = small_run(cbs=[cb, Look()]); learn.fit(2)
+    written_over = 0
+    for before, after in zip(seen, seen[1:]):
+        (new,) = set(after) - set(before)
+        if gone := set(before) - set(after):   # a fresh file is made while they are all still there: a new inode
+            assert after[new] in {before[f] for f in gone}, (before, after)
+            written_over += 1
+    assert written_over == 4, seen   # of 8 saves: not the first two, nor two that keep the flushed one
+
+@pytest.mark.parametrize('keep, n, left', [(1, 3, [5, 10]), (2, 4, [10, 15])])
+def test_a_failed_write_leaves_the_newest_checkpoint(tmp_path, monkeypatch, keep, n, left):
+    "A write that fails half-way loses at most the file it was written over, never the newest."
+    import minitrain.checkpoint as C
+    real, calls = C.write_layout, []
+    def write_layout(fn, layout, meta):
+        calls.append(fn)
+        if len(calls) == n: Path(fn).write_bytes(b'half a file'); raise OSError('the disk is full')
+        real(fn, layout, meta)
+    monkeypatch.setattr(C, 'write_layout', write_layout)
+    learn, _ = small_run(tmp_path, keep=keep)   # 19 batches an epoch: saves after 5 (flushed), 10, 15, then its end
+    with pytest.raises(OSError, match='the disk is full'): learn.fit(2)
+    assert sorted(f.name for f in tmp_path.iterdir()) == sorted(f'epoch0-batch{b}.safetensors' for b in left)
+    assert read_checkpoint(tmp_path/f'epoch0-batch{max(left)}.safetensors')['batch'] == max(left)
+
 # ---------------------------------------------------------------- the command line, killed for real
 
 @pytest.fixture(scope='module')
