@@ -20,7 +20,9 @@ ends <= 1.01x.
 
 Whole runs on a shared 2-core machine vary by 10% or more from one to the next, so the cost of every 50 is also
 measured inside runs: `AlternateCB` saves after batches 50, 150, 250, ..., and each 50 batches that begin with a save
-are timed against the 50 after them, which have none. Then the milliseconds one save takes on the training thread
+are timed against the 50 after them, which have none: for saving nothing, taking the state only, the whole
+checkpoint, the same with each checkpoint in a new file (`write_over = False`, as before the files were reused), each
+flushed, and format 1. Then the milliseconds one save takes on the training thread
 (taking the state, splitting it and copying its tensors, or `snapshot` for format 1), and the size of a checkpoint.
 
 Last, from a checkpoint in the middle of an epoch: the time to read it (`find_checkpoint`), and from the start of `fit`
@@ -54,6 +56,10 @@ class FormatOneCB(CheckpointCB):
 class FlushedCB(CheckpointCB):
     "A `CheckpointCB` that flushes every checkpoint to the disk."
     sync_every = 0
+
+class NewFileCB(CheckpointCB):
+    "A `CheckpointCB` that writes each checkpoint to a new file, as before, not over one it makes surplus."
+    write_over = False
 
 class TakeOnlyCB(CheckpointCB):
     "A `CheckpointCB` that takes the state and copies its tensors, and writes nothing."
@@ -145,6 +151,7 @@ def main():
         print(f"  {k:20s} {statistics.median(v):6.3f} s  {statistics.median(pairs):.3f}x none")
 
     stages = {'saving nothing': SaveNothing, 'taking the state only': TakeOnlyCB, 'the whole checkpoint': CheckpointCB,
+              'the same, each in a new file': NewFileCB,
               'the same, each flushed': FlushedCB, 'format 1, each flushed': FormatOneCB}
     stages = {k: alternate(cb) for k, cb in stages.items()}
     for cb in stages.values(): paired(data, folder, cb); cb.save_times.clear()   # warm up

@@ -135,7 +135,8 @@ class Layout:
 
     def fill(self, tensors):
         "Copy each of `tensors` into its place: the whole per-save work on the tensors."
-        for k, t in tensors.items(): self.views[k].copy_(t.detach())
+        with torch.no_grad():   # once, rather than a `detach` for each tensor
+            for k, t in tensors.items(): self.views[k].copy_(t)
 
 # %% ../nbs/09_checkpoint.ipynb #5459c3b3
 def write_layout(fn, layout, meta):
@@ -377,6 +378,7 @@ class CheckpointCB(Callback):
     "Save the run in `path` each epoch and every `every` batches, keeping `keep`; resume it."
     order = 100   # after every other callback is done with the batch
     sync_every = 10.   # seconds: the most a checkpoint within an epoch waits to be flushed to the disk
+    write_over = True   # write a new checkpoint into the file of one it makes surplus, rather than a new file
     def __init__(self, path, every=None, keep=2, config=None, state=None):
         self.path, self.every, self.keep = Path(path), every, keep
         self.config = dict(config or {})
@@ -491,7 +493,7 @@ class CheckpointCB(Callback):
     def write(self, fn, layout, skeleton, pos, sync=True):
         "Write the state to `fn` atomically, flushed to the disk if `sync`, over a checkpoint it makes surplus if it can."
         drop, newest = self.surplus(fn, pos, sync)
-        spare = drop[0] if drop and drop[0] != newest else None   # not the newest: a resume's while this is written
+        spare = drop[0] if self.write_over and drop and drop[0] != newest else None   # never the newest: a resume's
         write_atomically(fn, lambda tmp: write_layout(tmp, layout, {'minitrain': json.dumps(skeleton)}), sync, spare)
         if sync: self.synced = pos
         self.prune(fn, pos, drop)
