@@ -506,14 +506,24 @@ def torchrun(form, *more):
 
 @pytest.fixture(scope='module')
 def mnist_half(tmp_path_factory):
-    "Half the images, for the restarts: 300 batches an epoch on each of two processes, still a second or more an epoch."
+    "Half the images, for the restarts: 20,000 to train on, 400 batches an epoch on each of two processes (25 images each)."
     return make_mnist(tmp_path_factory.mktemp('data'), n_train=30_000, n_test=1_000)
+
+def half_args(mnist, *more): return ['--data', str(mnist), '--epochs', '1', '--shuffle', '--device', 'cpu', *more]
+
+def wait_for_batch(folder, p, batch, timeout=60):
+    "Wait until `folder` holds a checkpoint at or past `batch` of the first epoch: the run's progress decides, not the clock."
+    t = time.monotonic()
+    while not (found := checkpoints(folder)) or tuple(found[-1][:2]) < (0, batch):
+        assert p.poll() is None, p.communicate()
+        assert time.monotonic() - t < timeout, f'no checkpoint at batch {batch} appeared'
+        time.sleep(0.01)
 
 @pytest.fixture(scope='module')
 def torchrun_reference(mnist_half, tmp_path_factory):
     "The uninterrupted two-process run, once for both forms' restarts, whichever workers run them."
     def make(folder):
-        r = subprocess.run([*torchrun('module'), *fit_args(mnist_half, '--save', str(folder/'ref.pt'))], capture_output=True,
+        r = subprocess.run([*torchrun('module'), *half_args(mnist_half, '--save', str(folder/'ref.pt'))], capture_output=True,
                            text=True, timeout=180)
         assert r.returncode == 0, r.stderr[-2000:]
     return once_per_run(tmp_path_factory, 'torchrun-reference', make)/'ref.pt'
@@ -522,10 +532,10 @@ def torchrun_reference(mnist_half, tmp_path_factory):
 def test_torchrun_restart_continues_from_the_checkpoint(mnist_half, torchrun_reference, tmp_path, form):
     mnist, ref, run = mnist_half, torchrun_reference, lambda *more: torchrun(form, *more)
     d, b = tmp_path/'D', tmp_path/'B.pt'
-    p = start(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)),
+    p = start(*half_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)),
               cmd=run('--max-restarts', '1', '--redirects', '3', '--log-dir', str(tmp_path/'logs')))
-    wait_for_checkpoint(d, p)
-    time.sleep(random.uniform(0, 0.5))
+    wait_for_batch(d, p, random.choice([50, 100, 150]))
+    time.sleep(random.uniform(0, 0.05))   # some batches more: the kill lands at any batch from 50 to about 250 of 400
     workers = children(p.pid)
     assert len(workers) == 2
     os.kill(max(workers), signal.SIGKILL)   # one worker dies; torchrun restarts both
@@ -536,12 +546,12 @@ def test_torchrun_restart_continues_from_the_checkpoint(mnist_half, torchrun_ref
     a, c = torch.load(ref, weights_only=True), torch.load(b, weights_only=True)
     assert max((a[k] - c[k]).abs().max().item() for k in a) <= 1e-6
 
-def test_resume_on_another_number_of_processes(mnist, tmp_path, cli):
+def test_resume_on_another_number_of_processes(mnist_half, tmp_path, cli):
     d = tmp_path/'D'
-    args = ['--data', str(mnist), '--epochs', '1', '--shuffle', '--device', 'cpu', '--checkpoint', str(d), '--checkpoint-every', '50']
+    args = half_args(mnist_half, '--checkpoint', str(d), '--checkpoint-every', '50')
     p = start(*args, cmd=[*TORCHRUN, '--standalone', '--nproc-per-node', '2', '-m', 'minitrain.cli'])
-    wait_for_checkpoint(d, p)
-    time.sleep(random.uniform(0, 0.5))
+    wait_for_batch(d, p, random.choice([50, 100, 150]))
+    time.sleep(random.uniform(0, 0.05))
     for w in children(p.pid): os.killpg(w, signal.SIGKILL)   # torchrun starts each worker in a process group of its own
     os.killpg(p.pid, signal.SIGKILL); p.communicate(timeout=30)
     r = cli(*args, '--save', str(tmp_path/'B.pt'))   # one process, in this Python
