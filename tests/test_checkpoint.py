@@ -2,7 +2,7 @@
 Ctrl-C) and resumed, a damaged newest checkpoint, refusals, and torchrun restarts. Every wait is bounded."""
 import json, os, random, re, shutil, signal, stat, struct, subprocess, sys, time, zlib
 from pathlib import Path
-import pytest, torch
+import numpy as np, pytest, torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 from torch import nn
@@ -136,6 +136,20 @@ def test_crash_anywhere_resumes_exactly(tmp_path, n):
     assert rec.losses == rec0.losses and [v[0] for v in rec.valid] == [v[0] for v in rec0.valid]
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ['epoch2-batch15.safetensors', 'epoch3-batch0.safetensors'], names   # the newest two, nothing else
+
+class Draws(Callback):
+    "Draws from Python's and numpy's generators after each training batch, as an augmentation might."
+    def __init__(self): self.seen = []
+    def after_batch(self, learn):
+        if learn.model.training: self.seen.append((random.random(), np.random.rand(20).tolist()))   # numpy's key moves every 624 words
+
+def test_python_and_numpy_generators_that_move_resume_exactly(tmp_path):
+    "Their states change between checkpoints, and each checkpoint holds its own: a resume continues their draws."
+    ref = Draws(); small_run(cbs=[ref])[0].fit(2)
+    learn, _ = small_run(tmp_path, [Draws(), CrashCB(27)])   # after batch 8 of epoch 1: its checkpoint is batch 5's
+    with pytest.raises(Crash): learn.fit(2)
+    again = Draws(); small_run(tmp_path, [again])[0].fit(2)   # small_run seeds them anew: the resume must put them back
+    assert len(again.seen) == 19 - 5 and again.seen == ref.seen[-len(again.seen):]
 
 def test_keep_and_finished_run_and_extension(tmp_path):
     learn, _ = small_run(tmp_path, keep=3); learn.fit(2)
