@@ -148,7 +148,7 @@ def write_layout(fn, layout, meta):
     try:
         end = write_at(fd, struct.pack('<Q', len(head)) + head, 0)
         end = write_at(fd, data, end)
-        os.ftruncate(fd, end)   # a file written over may have been longer
+        if os.fstat(fd).st_size != end: os.ftruncate(fd, end)   # a file written over may have been longer
     finally: os.close(fd)
 
 def write_at(fd, b, at):
