@@ -50,7 +50,7 @@ def why_unreadable(e):
 
 # %% ../nbs/09_checkpoint.ipynb #4e6ec48a
 def write_atomically(fn, write, sync=True, reuse=None):
-    "`write(tmp)` to a temporary file beside `fn` (the file `reuse`, if given, renamed), flush it to the disk (if `sync`), rename it `fn`."
+    "`write(tmp)` to a temporary file beside `fn` (`reuse` renamed to it, if given), flush it (if `sync`), rename it `fn`."
     p = Path(fn)
     if not p.parent.is_dir(): raise FileNotFoundError(f"no folder {p.parent} to write {p.name} in")
     tmp = p.with_name(f'.{p.stem}.{os.getpid()}-{threading.get_ident()}{p.suffix}')   # hidden, this thread's own
@@ -493,13 +493,13 @@ class CheckpointCB(Callback):
     def write(self, fn, layout, skeleton, pos, sync=True):
         "Write the state to `fn` atomically, flushed to the disk if `sync`, over a checkpoint it makes surplus if it can."
         drop, newest = self.surplus(fn, pos, sync)
-        spare = drop[0] if self.write_over and drop and drop[0] != newest else None   # never the newest: a resume's
+        spare = drop[0] if self.write_over and drop and drop[0] != newest else None   # a resume needs the newest
         write_atomically(fn, lambda tmp: write_layout(tmp, layout, {'minitrain': json.dumps(skeleton)}), sync, spare)
         if sync: self.synced = pos
         self.prune(fn, pos, drop)
 
     def surplus(self, fn, pos, sync):
-        "The checkpoints a new one at `pos` makes surplus (all but the newest `keep` and the newest flushed); the newest before it."
+        "The checkpoints a new one at `pos` makes surplus (all but the newest `keep` and newest flushed); the newest one."
         if self.files is None:   # the first write of the fit: hide those past `pos`, damaged or from a run resumed before it
             found = [(tuple(p), f) for *p, f in checkpoints(self.path)]
             for p, f in found:

@@ -386,7 +386,7 @@ def test_a_failed_write_leaves_the_newest_checkpoint(tmp_path, monkeypatch, keep
 @pytest.fixture(scope='module')
 def mnist(tmp_path_factory): return make_mnist(tmp_path_factory.mktemp('data'), n_train=60_000, n_test=1_000)
 
-def fit_args(mnist, *more): return ['--data', str(mnist), '--epochs', '2', '--shuffle', '--device', 'cpu', *more]
+def fit_args(mnist, *more, epochs=2): return ['--data', str(mnist), '--epochs', str(epochs), '--shuffle', '--device', 'cpu', *more]
 
 def run_fit(*args, timeout=120, **kw):
     "`minitrain-fit` in a Python of its own, as the kill tests need."
@@ -395,12 +395,13 @@ def run_fit(*args, timeout=120, **kw):
 def start(*args, cmd=CLI):
     return subprocess.Popen([*cmd, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
-def wait_for_checkpoint(folder, p, timeout=60):
+def wait_for_batch(folder, p, batch, timeout=60):
+    "Wait until `folder` holds a checkpoint at or past `batch` of the first epoch: the run's progress decides, not the clock."
     t = time.monotonic()
-    while not checkpoints(folder):
+    while not (found := checkpoints(folder)) or tuple(found[-1][:2]) < (0, batch):
         assert p.poll() is None, p.communicate()
-        assert time.monotonic() - t < timeout, 'no checkpoint appeared'
-        time.sleep(0.02)
+        assert time.monotonic() - t < timeout, f'no checkpoint at batch {batch} appeared'
+        time.sleep(0.01)
 
 def same_tensors(a, b):
     a, b = torch.load(a, weights_only=True), torch.load(b, weights_only=True)
@@ -425,7 +426,7 @@ def visible(folder): return sorted(f.name for f in folder.iterdir() if not f.nam
 def test_sigkill_then_resume_is_exact(mnist, reference, tmp_path):
     d, b = tmp_path/'D', tmp_path/'B.pt'
     p = start(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)))
-    wait_for_checkpoint(d, p)
+    wait_for_batch(d, p, 50)   # the first checkpoint
     time.sleep(random.uniform(0, 0.6))
     os.killpg(p.pid, signal.SIGKILL); p.communicate(timeout=30)
     assert p.returncode == -signal.SIGKILL, 'the run ended before it was killed: nothing was tested'
@@ -443,7 +444,7 @@ def test_sigterm_and_ctrl_c_write_a_checkpoint_and_exit(mnist, reference, tmp_pa
     "The signal goes to a real process; the resume runs in this one (the SIGKILL test resumes in a new Python)."
     d, b = tmp_path/'D', tmp_path/'B.pt'
     p = start(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)))
-    wait_for_checkpoint(d, p)
+    wait_for_batch(d, p, 50)   # the first checkpoint
     time.sleep(random.uniform(0, 0.4))
     p.send_signal(sig)
     out, err = p.communicate(timeout=60)
@@ -458,8 +459,7 @@ def test_sigterm_and_ctrl_c_write_a_checkpoint_and_exit(mnist, reference, tmp_pa
 def test_damaged_newest_checkpoint_on_the_command_line(mnist, reference, tmp_path, cli):
     d, b = tmp_path/'D', tmp_path/'B.pt'
     p = start(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)))
-    t = time.monotonic()
-    while len(checkpoints(d)) < 2 and time.monotonic() - t < 60: time.sleep(0.02)
+    wait_for_batch(d, p, 100)   # two checkpoints
     os.killpg(p.pid, signal.SIGKILL); p.communicate(timeout=30)
     newest = checkpoints(d)[-1][-1]
     newest.write_bytes(newest.read_bytes()[:5000])
@@ -523,22 +523,12 @@ def mnist_half(tmp_path_factory):
     "Half the images, for the restarts: 20,000 to train on, 400 batches an epoch on each of two processes (25 images each)."
     return make_mnist(tmp_path_factory.mktemp('data'), n_train=30_000, n_test=1_000)
 
-def half_args(mnist, *more): return ['--data', str(mnist), '--epochs', '1', '--shuffle', '--device', 'cpu', *more]
-
-def wait_for_batch(folder, p, batch, timeout=60):
-    "Wait until `folder` holds a checkpoint at or past `batch` of the first epoch: the run's progress decides, not the clock."
-    t = time.monotonic()
-    while not (found := checkpoints(folder)) or tuple(found[-1][:2]) < (0, batch):
-        assert p.poll() is None, p.communicate()
-        assert time.monotonic() - t < timeout, f'no checkpoint at batch {batch} appeared'
-        time.sleep(0.01)
-
 @pytest.fixture(scope='module')
 def torchrun_reference(mnist_half, tmp_path_factory):
     "The uninterrupted two-process run, once for both forms' restarts, whichever workers run them."
     def make(folder):
-        r = subprocess.run([*torchrun('module'), *half_args(mnist_half, '--save', str(folder/'ref.pt'))], capture_output=True,
-                           text=True, timeout=180)
+        r = subprocess.run([*torchrun('module'), *fit_args(mnist_half, '--save', str(folder/'ref.pt'), epochs=1)],
+                           capture_output=True, text=True, timeout=180)
         assert r.returncode == 0, r.stderr[-2000:]
     return once_per_run(tmp_path_factory, 'torchrun-reference', make)/'ref.pt'
 
@@ -546,7 +536,7 @@ def torchrun_reference(mnist_half, tmp_path_factory):
 def test_torchrun_restart_continues_from_the_checkpoint(mnist_half, torchrun_reference, tmp_path, form):
     mnist, ref, run = mnist_half, torchrun_reference, lambda *more: torchrun(form, *more)
     d, b = tmp_path/'D', tmp_path/'B.pt'
-    p = start(*half_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)),
+    p = start(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b), epochs=1),
               cmd=run('--max-restarts', '1', '--redirects', '3', '--log-dir', str(tmp_path/'logs')))
     wait_for_batch(d, p, random.choice([50, 100, 150]))
     time.sleep(random.uniform(0, 0.05))   # some batches more: the kill lands at any batch from 50 to about 250 of 400
@@ -562,7 +552,7 @@ def test_torchrun_restart_continues_from_the_checkpoint(mnist_half, torchrun_ref
 
 def test_resume_on_another_number_of_processes(mnist_half, tmp_path, cli):
     d = tmp_path/'D'
-    args = half_args(mnist_half, '--checkpoint', str(d), '--checkpoint-every', '50')
+    args = fit_args(mnist_half, '--checkpoint', str(d), '--checkpoint-every', '50', epochs=1)
     p = start(*args, cmd=[*TORCHRUN, '--standalone', '--nproc-per-node', '2', '-m', 'minitrain.cli'])
     wait_for_batch(d, p, random.choice([50, 100, 150]))
     time.sleep(random.uniform(0, 0.05))
