@@ -384,7 +384,10 @@ def test_a_failed_write_leaves_the_newest_checkpoint(tmp_path, monkeypatch, keep
 # ---------------------------------------------------------------- the command line, killed for real
 
 @pytest.fixture(scope='module')
-def mnist(tmp_path_factory): return make_mnist(tmp_path_factory.mktemp('data'), n_train=60_000, n_test=1_000)
+def mnist(tmp_path_factory):
+    """20,000 images to train on (and 10,000 to validate): 400 batches an epoch of 50 in one process, or of 25 in each of
+    two under torchrun."""
+    return make_mnist(tmp_path_factory.mktemp('data'), n_train=30_000, n_test=1_000)
 
 def fit_args(mnist, *more, epochs=2): return ['--data', str(mnist), '--epochs', str(epochs), '--shuffle', '--device', 'cpu', *more]
 
@@ -395,13 +398,20 @@ def run_fit(*args, timeout=120, **kw):
 def start(*args, cmd=CLI):
     return subprocess.Popen([*cmd, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
-def wait_for_batch(folder, p, batch, timeout=60):
-    "Wait until `folder` holds a checkpoint at or past `batch` of the first epoch: the run's progress decides, not the clock."
+def wait_for_batch(folder, p, batch, epoch=0, timeout=60):
+    "Wait until `folder` holds a checkpoint at or past `batch` of `epoch`: the run's progress decides, not the clock."
     t = time.monotonic()
-    while not (found := checkpoints(folder)) or tuple(found[-1][:2]) < (0, batch):
+    while not (found := checkpoints(folder)) or tuple(found[-1][:2]) < (epoch, batch):
         assert p.poll() is None, p.communicate()
-        assert time.monotonic() - t < timeout, f'no checkpoint at batch {batch} appeared'
+        assert time.monotonic() - t < timeout, f'no checkpoint at epoch {epoch}, batch {batch} appeared'
         time.sleep(0.01)
+
+def kill_point(folder, p, points=((0, 50), (0, 200), (1, 50), (1, 200))):
+    """Wait for one of `points` (epoch, batch), drawn at random, then up to 0.05 s more: a signal sent then lands at a
+    batch between the first checkpoint and about 150 batches before the end, however fast the machine."""
+    epoch, batch = random.choice(points)
+    wait_for_batch(folder, p, batch, epoch)
+    time.sleep(random.uniform(0, 0.05))
 
 def same_tensors(a, b):
     a, b = torch.load(a, weights_only=True), torch.load(b, weights_only=True)
@@ -426,8 +436,7 @@ def visible(folder): return sorted(f.name for f in folder.iterdir() if not f.nam
 def test_sigkill_then_resume_is_exact(mnist, reference, tmp_path):
     d, b = tmp_path/'D', tmp_path/'B.pt'
     p = start(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)))
-    wait_for_batch(d, p, 50)   # the first checkpoint
-    time.sleep(random.uniform(0, 0.6))
+    kill_point(d, p)
     os.killpg(p.pid, signal.SIGKILL); p.communicate(timeout=30)
     assert p.returncode == -signal.SIGKILL, 'the run ended before it was killed: nothing was tested'
     assert all(re.fullmatch(r'epoch\d+-batch\d+\.safetensors', n) for n in visible(d)) and not b.exists()
@@ -436,7 +445,7 @@ def test_sigkill_then_resume_is_exact(mnist, reference, tmp_path):
     assert r.returncode == 0, r.stderr
     assert re.search(r'^minitrain-fit: resuming from epoch \d+, batch \d+$', r.stderr, re.M), r.stderr
     assert same_tensors(b, reference[0]) and accuracy_of(r.stdout) == reference[1]
-    assert visible(d) == ['epoch1-batch950.safetensors', 'epoch2-batch0.safetensors']
+    assert visible(d) == ['epoch1-batch350.safetensors', 'epoch2-batch0.safetensors']
     print(f'resumed run: {time.monotonic() - t0:.1f}s')
 
 @pytest.mark.parametrize('sig,status', [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
@@ -444,8 +453,7 @@ def test_sigterm_and_ctrl_c_write_a_checkpoint_and_exit(mnist, reference, tmp_pa
     "The signal goes to a real process; the resume runs in this one (the SIGKILL test resumes in a new Python)."
     d, b = tmp_path/'D', tmp_path/'B.pt'
     p = start(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)))
-    wait_for_batch(d, p, 50)   # the first checkpoint
-    time.sleep(random.uniform(0, 0.4))
+    kill_point(d, p)
     p.send_signal(sig)
     out, err = p.communicate(timeout=60)
     assert p.returncode == status, err
@@ -519,27 +527,23 @@ def torchrun(form, *more):
     return [*TORCHRUN, '--standalone', '--nproc-per-node', '2', *more, *prog]
 
 @pytest.fixture(scope='module')
-def mnist_half(tmp_path_factory):
-    "Half the images, for the restarts: 20,000 to train on, 400 batches an epoch on each of two processes (25 images each)."
-    return make_mnist(tmp_path_factory.mktemp('data'), n_train=30_000, n_test=1_000)
-
-@pytest.fixture(scope='module')
-def torchrun_reference(mnist_half, tmp_path_factory):
+def torchrun_reference(mnist, tmp_path_factory):
     "The uninterrupted two-process run, once for both forms' restarts, whichever workers run them."
     def make(folder):
-        r = subprocess.run([*torchrun('module'), *fit_args(mnist_half, '--save', str(folder/'ref.pt'), epochs=1)],
+        r = subprocess.run([*torchrun('module'), *fit_args(mnist, '--save', str(folder/'ref.pt'), epochs=1)],
                            capture_output=True, text=True, timeout=180)
         assert r.returncode == 0, r.stderr[-2000:]
     return once_per_run(tmp_path_factory, 'torchrun-reference', make)/'ref.pt'
 
+ONE_EPOCH = ((0, 50), (0, 100), (0, 150))   # the kill points of a one-epoch run
+
 @pytest.mark.parametrize('form', ['no-python', 'module'])
-def test_torchrun_restart_continues_from_the_checkpoint(mnist_half, torchrun_reference, tmp_path, form):
-    mnist, ref, run = mnist_half, torchrun_reference, lambda *more: torchrun(form, *more)
+def test_torchrun_restart_continues_from_the_checkpoint(mnist, torchrun_reference, tmp_path, form):
+    ref, run = torchrun_reference, lambda *more: torchrun(form, *more)
     d, b = tmp_path/'D', tmp_path/'B.pt'
     p = start(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b), epochs=1),
               cmd=run('--max-restarts', '1', '--redirects', '3', '--log-dir', str(tmp_path/'logs')))
-    wait_for_batch(d, p, random.choice([50, 100, 150]))
-    time.sleep(random.uniform(0, 0.05))   # some batches more: the kill lands at any batch from 50 to about 250 of 400
+    kill_point(d, p, ONE_EPOCH)   # the kill lands at any batch from 50 to about 250 of 400
     workers = children(p.pid)
     assert len(workers) == 2
     os.kill(max(workers), signal.SIGKILL)   # one worker dies; torchrun restarts both
@@ -550,12 +554,11 @@ def test_torchrun_restart_continues_from_the_checkpoint(mnist_half, torchrun_ref
     a, c = torch.load(ref, weights_only=True), torch.load(b, weights_only=True)
     assert max((a[k] - c[k]).abs().max().item() for k in a) <= 1e-6
 
-def test_resume_on_another_number_of_processes(mnist_half, tmp_path, cli):
+def test_resume_on_another_number_of_processes(mnist, tmp_path, cli):
     d = tmp_path/'D'
-    args = fit_args(mnist_half, '--checkpoint', str(d), '--checkpoint-every', '50', epochs=1)
+    args = fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', epochs=1)
     p = start(*args, cmd=[*TORCHRUN, '--standalone', '--nproc-per-node', '2', '-m', 'minitrain.cli'])
-    wait_for_batch(d, p, random.choice([50, 100, 150]))
-    time.sleep(random.uniform(0, 0.05))
+    kill_point(d, p, ONE_EPOCH)
     for w in children(p.pid): os.killpg(w, signal.SIGKILL)   # torchrun starts each worker in a process group of its own
     os.killpg(p.pid, signal.SIGKILL); p.communicate(timeout=30)
     r = cli(*args, '--save', str(tmp_path/'B.pt'))   # one process, in this Python
