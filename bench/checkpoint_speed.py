@@ -15,8 +15,9 @@ batches and a validation pass), the variants interleaved, each taking each place
                         `torch.save` on the writer thread, each flushed
 
 Each is given as the median of its times and as the median, over the repetitions, of its time divided by the same
-repetition's run without checkpoints (the "pairs"). Targets (issue 28): every 50 <= 1.05x none (moonshot 1.02), epoch
-ends <= 1.01x.
+repetition's run without checkpoints (the "pairs"), and the same ratio for CPU time: the process's (all its threads, the
+writer's and PyTorch's included) and the training thread's. Targets (issue 28): every 50 <= 1.05x none (moonshot 1.02),
+epoch ends <= 1.01x.
 
 Whole runs on a shared 2-core machine vary by 10% or more from one to the next, so the cost of every 50 is also
 measured inside runs: `AlternateCB` saves after batches 50, 150, 250, ..., and each 50 batches that begin with a save
@@ -119,10 +120,12 @@ def learner(data, cbs=()):
     return Learner(MLP(), dls, F.cross_entropy, 0.5, cbs=[TrainCB(), DeviceCB('cpu'), metrics, *cbs], opt_func=Optimizer)
 
 def timed(data, make_cb, folder):
+    "One two-epoch fit: its wall time, the CPU time of the whole process (all threads), and of the training thread."
     shutil.rmtree(folder, ignore_errors=True)
     learn = learner(data, [make_cb(folder)] if make_cb else [])
-    t = time.perf_counter(); learn.fit(2)
-    return time.perf_counter() - t
+    t, cpu, thread = time.perf_counter(), time.process_time(), time.thread_time()
+    learn.fit(2)   # its end waits for the writer: every checkpoint's work is inside
+    return time.perf_counter() - t, time.process_time() - cpu, time.thread_time() - thread
 
 def quartiles(xs):
     q1, mid, q3 = statistics.quantiles(xs, n=4)
@@ -145,10 +148,13 @@ def main():
     names = list(variants)
     for i in range(a.reps):
         for k in names[i % len(names):] + names[:i % len(names)]: times[k].append(timed(data, variants[k], folder))
-    print(f"two epochs, {a.reps} repetitions: median time, and the median of each repetition's ratio to its run without")
+    print(f"two epochs, {a.reps} repetitions: median time, and the median of each repetition's ratio to its run without;"
+          " then the same ratio for the CPU time of the process (all its threads) and of the training thread, which a"
+          " shared machine's other work disturbs less")
     for k, v in times.items():
-        pairs = [t / n for t, n in zip(v, times['none'])]
-        print(f"  {k:20s} {statistics.median(v):6.3f} s  {statistics.median(pairs):.3f}x none")
+        ratios = [statistics.median(t[j] / n[j] for t, n in zip(v, times['none'])) for j in range(3)]
+        print(f"  {k:20s} {statistics.median(t for t, _, _ in v):6.3f} s  {ratios[0]:.3f}x none"
+              f"   CPU: process {ratios[1]:.3f}x, training thread {ratios[2]:.3f}x")
 
     stages = {'saving nothing': SaveNothing, 'taking the state only': TakeOnlyCB, 'the whole checkpoint': CheckpointCB,
               'the same, each in a new file': NewFileCB,
