@@ -20,7 +20,7 @@ writer's and PyTorch's included) and the training thread's. Targets (issue 28): 
 epoch ends <= 1.01x.
 
 Whole runs on a shared 2-core machine vary by 10% or more from one to the next, so the cost of every 50 is also
-measured inside runs: `AlternateCB` saves after batches 50, 150, 250, ..., and each 50 batches that begin with a save
+measured inside runs: `alternate(cb)` saves after batches 50, 150, 250, ..., and each 50 batches that begin with a save
 are timed against the 50 after them, which have none: for saving nothing, taking the state only, the whole
 checkpoint, the same with each checkpoint in a new file (`write_over = False`, as before the files were reused), each
 flushed, and format 1. Then the milliseconds one save takes on the training thread
