@@ -1,5 +1,6 @@
 """The `minitrain-fit` command as a user runs it: a separate process, where the process is what is tested (its exit
 status, its output, a real training run), and `main()` in this process (the `cli` fixture) for the refusals."""
+import subprocess, sys
 import pytest
 from conftest import make_mnist, run_cli
 
@@ -37,7 +38,12 @@ def test_missing_data_one_line(tmp_path, cli):
     assert 'Traceback' not in r.stderr
 
 def test_trains_on_small_data(tmp_path):
-    r = run_cli('--data', str(make_mnist(tmp_path, n_train=10_200)), '--epochs', '2', '--bs', '64', '--device', 'cpu')
+    "A new Python trains the MLP, and never imports PyTorch's compiler (1.7 s of every run, for `set_seed` or an optimizer)."
+    code = ("import sys; from minitrain.cli import main; s = main()\n"
+            "if 'torch._dynamo' in sys.modules: print('imported torch._dynamo', file=sys.stderr)\n"
+            "sys.exit(s)")
+    r = subprocess.run([sys.executable, '-c', code, '--data', str(make_mnist(tmp_path, n_train=10_200)), '--epochs', '2',
+                        '--bs', '64', '--device', 'cpu'], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stderr == '', r.stderr
     lines = r.stdout.splitlines()
     assert lines[0].split() == ['epoch', 'train', 'accuracy', 'loss', 'time']
