@@ -161,7 +161,7 @@ def shift_batch(b, k=2):
 class MixedPrecision(TrainCB):
     "Forward pass and loss under `torch.autocast`: float16 with a gradient scaler on CUDA, bfloat16 elsewhere."
     order = DeviceCB.order + 10   # once the batch is on its device
-    def __init__(self, dtype=None, n_inp=1):
+    def __init__(self, n_inp=1, dtype=None):   # n_inp first, as TrainCB and the course have it
         super().__init__(n_inp)
         self.dtype, self.scaler, self.autocast = dtype, None, None
 

@@ -1,38 +1,9 @@
-"""minitrain.datasets: the course's datasets module, name for name; collate_dict and DataLoaders.from_dd on real
-Hugging Face datasets; and a package that works without the `datasets` library."""
-import ast, inspect, subprocess, sys
-from pathlib import Path
+"""minitrain.datasets: collate_dict and DataLoaders.from_dd on real Hugging Face datasets; and a package that works
+without the `datasets` library (the course's names: tests/test_course.py)."""
+import subprocess, sys
 import numpy as np, pytest, torch
 from PIL import Image as PILImage
 from minitrain.datasets import to_tensor, as_tensors, collate_dict, inplace, DataLoaders
-
-COURSE_DATASETS = Path(__file__).resolve().parents[2]/'shared'/'course22p2'/'miniai'/'datasets.py'
-
-def course_functions():
-    "The course module's `__all__`, and each of its functions' and classes' parameters, read from its source."
-    tree = ast.parse(COURSE_DATASETS.read_text())
-    names = next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == '__all__')
-    params = {}
-    for n in tree.body:
-        if isinstance(n, ast.FunctionDef): params[n.name] = [a.arg for a in n.args.args]
-        if isinstance(n, ast.ClassDef):
-            for m in n.body:
-                if isinstance(m, ast.FunctionDef): params[f'{n.name}.{m.name}'] = [a.arg for a in m.args.args]
-    return names, params
-
-@pytest.mark.skipif(not COURSE_DATASETS.exists(), reason=f"the course's miniai is not beside this checkout ({COURSE_DATASETS})")
-def test_every_name_of_the_course_module_with_its_parameters():
-    names, params = course_functions()
-    ns = {}
-    exec('from minitrain.datasets import *', ns)
-    assert set(names) <= set(ns), set(names) - set(ns)
-    for name, args in params.items():
-        obj = ns[name.split('.')[0]]
-        if '.' in name: obj = getattr(obj, name.split('.')[1])
-        ours = list(inspect.signature(obj).parameters)
-        if name.endswith('.from_dd'): args = args[1:]   # `cls`, bound here
-        if name.endswith('.__init__'): ours, args = ['self', *ours], args
-        assert ours[:len(args)] == args, (name, args, ours)
 
 def test_the_star_import_shadows_no_pytorch_name():
     ns = {}
