@@ -38,7 +38,7 @@ def test_missing_data_one_line(tmp_path, cli):
     assert 'Traceback' not in r.stderr
 
 def test_trains_on_small_data(tmp_path):
-    "A new Python trains the MLP, and never imports PyTorch's compiler (1.7 s of every run, for `set_seed` or an optimizer)."
+    "A new Python trains the MLP, and never imports PyTorch's compiler (1.5 s more for every run, as `set_seed` once did)."
     code = ("import sys; from minitrain.cli import main; s = main()\n"
             "if 'torch._dynamo' in sys.modules: print('imported torch._dynamo', file=sys.stderr)\n"
             "sys.exit(s)")
