@@ -51,46 +51,45 @@ def test_course_04_minibatch_training_runs_on_minitrain():
 MINIAI = COURSE.parent/'miniai'
 # Where minitrain's signature differs from miniai's on purpose; the course's calls still work (the lessons say why)
 DIFFERS = {('conv', 'conv', 'act'): "nn.ReLU, not True: a layer to make; `act=True` still means a ReLU",
-           ('learner', 'Learner.__init__', 'dls'): "needed, not the course's placeholder (0,): bad loaders are refused at once",
+           ('learner', 'Learner.__init__', 'dls'): "needed, not the placeholder (0,): bad loaders are refused at once",
            ('learner', 'TrainLearner.__init__', 'dls'): "(the same)",
            ('learner', 'Learner.__init__', 'loss_func'): "cross_entropy, not mse_loss: what every lesson classifies with",
            ('learner', 'TrainLearner.__init__', 'loss_func'): "(the same)",
-           ('activations', 'HooksCallback.__init__', 'mod_filter'): "a function that accepts every module, as fc.noop does",
+           ('activations', 'HooksCallback.__init__', 'mod_filter'): "a function that accepts every module, as fc.noop",
            ('activations', 'ActivationStats.__init__', 'mod_filter'): "(the same)",
-           ('accel', 'AccelerateCB.__init__', 'mixed_precision'): "None: fp16 on CUDA, bf16 elsewhere (accelerate refuses fp16 on a CPU)"}
+           ('accel', 'AccelerateCB.__init__', 'mixed_precision'): "None: fp16 on CUDA, else bf16 (fp16 fails on a CPU)"}
 MOVED = {('learner', 'with_cbs.__init__'): "a function that makes the decorator, called as the course calls the class",
          ('activations', 'HooksCallback.after_fit'): "its hooks are removed in cleanup_fit, after an error too",
          ('accel', 'MixedPrecision.before_fit'): "its scaler is made at the first float16 batch, for the batch's device"}
 
 def course_signatures(module):
-    "miniai `module`'s `__all__`, and each public function's and method's parameters as (name, default or None), from its source."
+    "miniai `module`'s `__all__`, and the parameters of its functions and public methods, as (name, default AST or None)."
     tree = ast.parse((MINIAI/f'{module}.py').read_text())
-    names = next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], 'id', '') == '__all__')
+    names = next(ast.literal_eval(n.value) for n in tree.body
+                 if isinstance(n, ast.Assign) and getattr(n.targets[0], 'id', '') == '__all__')
     def params(f):
         a = f.args; pos = a.posonlyargs + a.args
         defaults = [None] * (len(pos) - len(a.defaults)) + list(a.defaults)
         out = [(x.arg, d) for x, d in zip(pos, defaults)] + list(zip([x.arg for x in a.kwonlyargs], a.kw_defaults))
         return out + ([('*' + a.vararg.arg, None)] if a.vararg else []) + ([('**' + a.kwarg.arg, None)] if a.kwarg else [])
-    def inherited_init(cls):   # the __init__ a class without one takes from its first base that has one, in any module
-        for b in cls.bases:
+    def init_of(cls):   # its __init__, or the one it inherits from the first of its bases that has one, in any module
+        init = next((f for f in cls.body if isinstance(f, ast.FunctionDef) and f.name == '__init__'), None)
+        for b in ([] if init else cls.bases):
             base = next((c for m in MINIAI.glob('*.py') for c in ast.parse(m.read_text()).body
                          if isinstance(c, ast.ClassDef) and c.name == ast.unparse(b)), None)
-            if base is None: continue
-            init = next((f for f in base.body if isinstance(f, ast.FunctionDef) and f.name == '__init__'), None)
-            return init or inherited_init(base)
+            if base is not None: return init_of(base)
+        return init
+    def plain(f): return not any(ast.unparse(d) == 'property' or ast.unparse(d).endswith('.setter') for d in f.decorator_list)
     sigs = {}
     for n in tree.body:
-        if isinstance(n, ast.ClassDef) and n.name in names and not any(isinstance(f, ast.FunctionDef) and f.name == '__init__' for f in n.body):
-            init = inherited_init(n)
-            if init is not None: sigs[f'{n.name}.__init__'] = params(init)[1:]
         if isinstance(n, ast.FunctionDef) and any(ast.unparse(d) in ('patch', 'fc.patch') for d in n.decorator_list):
             sigs[f'{ast.unparse(n.args.args[0].annotation)}.{n.name}'] = params(n)[1:]   # a method of `self`'s class
         elif isinstance(n, ast.FunctionDef) and n.name in names: sigs[n.name] = params(n)
-        if isinstance(n, ast.ClassDef) and n.name in names:
+        elif isinstance(n, ast.ClassDef) and n.name in names:
+            if (init := init_of(n)) is not None: sigs[f'{n.name}.__init__'] = params(init)[1:]   # without self
             for f in n.body:
-                if isinstance(f, ast.FunctionDef) and (f.name == '__init__' or not f.name.startswith('_')):
-                    is_property = any(ast.unparse(d) == 'property' or ast.unparse(d).endswith('.setter') for d in f.decorator_list)
-                    if not is_property: sigs[f'{n.name}.{f.name}'] = params(f)[1:]   # without self, or cls
+                if isinstance(f, ast.FunctionDef) and not f.name.startswith('_') and plain(f):
+                    sigs[f'{n.name}.{f.name}'] = params(f)[1:]   # without self, or cls
     return names, sigs
 
 @pytest.mark.parametrize('module', ['training', 'datasets', 'conv', 'learner', 'activations', 'init', 'sgd', 'resnet',
@@ -98,28 +97,25 @@ def course_signatures(module):
 def test_every_miniai_name_with_its_parameters(module):
     "A star import of minitrain's module has each name miniai's has, and each takes the course's arguments, in order."
     import inspect, fastcore.all
+    from minitrain.learner import Learner   # what the course's `@fc.patch` functions are methods of
     if module == 'accel': pytest.importorskip('accelerate')
     names, sigs = course_signatures(module)
     ns = {}
     exec(f'from minitrain.{module} import *', ns)
     assert set(names) <= set(ns), sorted(set(names) - set(ns))
-    from minitrain.learner import Learner   # what the course's `@fc.patch` functions are methods of
+    where = {**vars(torch), 'torch': torch, 'fc': fastcore.all, **vars(sys.modules[f'minitrain.{module}'])}
+    kinds = {inspect.Parameter.VAR_POSITIONAL: '*', inspect.Parameter.VAR_KEYWORD: '**'}
     for name, theirs in sigs.items():
         if (module, name) in MOVED: continue
-        cls, _, meth = name.partition('.')
-        obj = Learner if cls == 'Learner' else ns[cls]
-        if meth: obj = inspect.getattr_static(obj, meth)
-        if isinstance(obj, (staticmethod, classmethod)): obj = obj.__func__
-        ours = list(inspect.signature(obj).parameters.values())
-        if meth and not isinstance(inspect.getattr_static(Learner if cls == 'Learner' else ns[cls], meth), staticmethod):
-            ours = ours[1:]   # self, or cls
-        kinds = {inspect.Parameter.VAR_POSITIONAL: '*', inspect.Parameter.VAR_KEYWORD: '**'}
+        owner, _, meth = name.partition('.')
+        obj = raw = inspect.getattr_static(Learner if owner == 'Learner' else ns[owner], meth) if meth else ns[owner]
+        if isinstance(raw, (staticmethod, classmethod)): obj = raw.__func__
+        ours = list(inspect.signature(obj).parameters.values())[1 if meth and not isinstance(raw, staticmethod) else 0:]
         ours = {kinds.get(p.kind, '') + p.name: p.default for p in ours}
-        assert list(ours)[:len(theirs)] == [n for n, _ in theirs], (name, theirs, list(ours))
+        assert list(ours)[:len(theirs)] == [n for n, _ in theirs], (name, [n for n, _ in theirs], list(ours))
         for arg, default in theirs:
             if default is None or (module, name, arg) in DIFFERS: continue
-            where = {**vars(torch), 'torch': torch, 'fc': fastcore.all, **vars(sys.modules[f'minitrain.{module}'])}
-            try: value = eval(ast.unparse(default), where)
+            try: value = eval(ast.unparse(default), where)   # a literal, or a name such as F.mse_loss or def_device
             except Exception: continue   # a name minitrain's module does not have: the course's notebooks test the calls
             mine = ours[arg]
             assert mine == value or (isinstance(mine, tuple) and list(mine) == value), (name, arg, value, mine)
