@@ -22,23 +22,25 @@ epoch ends <= 1.01x.
 Whole runs on a shared 2-core machine vary by 10% or more from one to the next, so the cost of every 50 is also
 measured inside runs: `alternate(cb)` saves after batches 50, 150, 250, ..., and each 50 batches that begin with a save
 are timed against the 50 after them, which have none: for saving nothing, taking the state only, the whole
-checkpoint, the same with each checkpoint in a new file (`write_over = False`, as before the files were reused), each
-flushed, and format 1. Then the milliseconds one save takes on the training thread
-(taking the state, splitting it and copying its tensors, or `snapshot` for format 1), and the size of a checkpoint.
+checkpoint, the same bytes written over two files in turn (`SlotsCB`: no temporary file, rename, listing or pruning,
+so a bound on what the file handling costs, not a safe writer), the same with each checkpoint in a new file
+(`write_over = False`, as before the files were reused), each flushed, and format 1. Then the milliseconds one save
+takes on the training thread (taking the state, splitting it and copying its tensors, or `snapshot` for format 1), and
+the size of a checkpoint.
 
 Last, from a checkpoint in the middle of an epoch: the time to read it (`find_checkpoint`), and from the start of `fit`
 to the end of the first resumed batch. Checkpoints go to `--folder` (default: a temporary folder), which should be on
 the disk the runs would use. Training runs on `--threads` of PyTorch's threads, 2 by default, as on the 2-core machine
 the figures come from. Timings are noisy; read the ratios.
 """
-import argparse, shutil, statistics, tempfile, time
+import argparse, json, os, shutil, statistics, tempfile, time
 from pathlib import Path
 import torch, torch.nn.functional as F
 from minitrain.data import load_mnist
 from minitrain.training import MLP, Optimizer, Dataset, DataLoader, accuracy, set_seed
 from minitrain.learner import Learner, DataLoaders, TrainCB, DeviceCB, MetricsCB, Callback
 from minitrain.checkpoint import (CheckpointCB, FORMAT, find_checkpoint, opt_state, rng_states, snapshot, unwrap,
-                                  write_atomically)
+                                  write_atomically, write_layout)
 
 class FormatOneCB(CheckpointCB):
     "A `CheckpointCB` writing format 1, as minitrain did before: `snapshot` on the training thread, `torch.save` on the writer's."
@@ -65,6 +67,15 @@ class NewFileCB(CheckpointCB):
 class TakeOnlyCB(CheckpointCB):
     "A `CheckpointCB` that takes the state and copies its tensors, and writes nothing."
     def write(self, fn, layout, skeleton, pos, sync=True): pass
+
+class SlotsCB(CheckpointCB):
+    "A bound, not a safe writer: each checkpoint written over one of two files in turn; no temporary file, rename or listing."
+    def write(self, fn, layout, skeleton, pos, sync=True):
+        self.slot = 1 - getattr(self, 'slot', 1)
+        f = self.path/f'.slot{self.slot}'
+        write_layout(f, layout, {'minitrain': json.dumps(skeleton)})
+        if sync:
+            with open(f, 'rb+') as o: os.fsync(o.fileno())
 
 class SaveClock:
     "Mixed into a checkpoint callback: the time each `save` takes on the training thread."
@@ -157,7 +168,7 @@ def main():
               f"   CPU: process {ratios[1]:.3f}x, training thread {ratios[2]:.3f}x")
 
     stages = {'saving nothing': SaveNothing, 'taking the state only': TakeOnlyCB, 'the whole checkpoint': CheckpointCB,
-              'the same, each in a new file': NewFileCB,
+              'two files in turn (bound)': SlotsCB, 'the same, each in a new file': NewFileCB,
               'the same, each flushed': FlushedCB, 'format 1, each flushed': FormatOneCB}
     stages = {k: alternate(cb) for k, cb in stages.items()}
     for cb in stages.values(): paired(data, folder, cb); cb.save_times.clear()   # warm up
