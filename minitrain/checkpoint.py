@@ -499,7 +499,7 @@ class CheckpointCB(Callback):
         self.prune(fn, pos, drop)
 
     def surplus(self, fn, pos, sync):
-        "The checkpoints a new one at `pos` makes surplus (all but the newest `keep` and newest flushed); the newest one."
+        "The checkpoints a new one at `pos` makes surplus (all but the newest `keep` and newest flushed); the newest before it."
         if self.files is None:   # the first write of the fit: hide those past `pos`, damaged or from a run resumed before it
             found = [(tuple(p), f) for *p, f in checkpoints(self.path)]
             for p, f in found:

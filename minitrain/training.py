@@ -172,8 +172,8 @@ def collate(b):
 # %% ../nbs/01_training.ipynb #214823d2
 def set_seed(seed, deterministic=False):
     "Seed Python's `random`, numpy and torch, so shuffles and initial weights repeat; `deterministic` as in PyTorch."
-    if torch.are_deterministic_algorithms_enabled() != deterministic:   # only on a change: see above
-        torch.use_deterministic_algorithms(deterministic)
+    if torch.are_deterministic_algorithms_enabled() != deterministic:
+        torch.use_deterministic_algorithms(deterministic)   # its first call imports the compiler
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

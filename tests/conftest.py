@@ -39,9 +39,8 @@ def once_per_run(tmp_path_factory, name, make):
             (folder/'.made').touch()
     return folder
 
-def run_cli(*args):
-    "Run `minitrain-fit` with `args` in a separate Python, as a user would; returns the CompletedProcess."
-    code = "import sys; from minitrain.cli import main; sys.exit(main())"
+def run_cli(*args, code="import sys; from minitrain.cli import main; sys.exit(main())"):
+    "Run `minitrain-fit` with `args` in a separate Python, as a user would (or `code` that calls it); the CompletedProcess."
     return subprocess.run([sys.executable, '-c', code, *args], capture_output=True, text=True, timeout=120)
 
 class Run:

@@ -1,6 +1,5 @@
 """The `minitrain-fit` command as a user runs it: a separate process, where the process is what is tested (its exit
 status, its output, a real training run), and `main()` in this process (the `cli` fixture) for the refusals."""
-import subprocess, sys
 import pytest
 from conftest import make_mnist, run_cli
 
@@ -42,8 +41,7 @@ def test_trains_on_small_data(tmp_path):
     code = ("import sys; from minitrain.cli import main; s = main()\n"
             "if 'torch._dynamo' in sys.modules: print('imported torch._dynamo', file=sys.stderr)\n"
             "sys.exit(s)")
-    r = subprocess.run([sys.executable, '-c', code, '--data', str(make_mnist(tmp_path, n_train=10_200)), '--epochs', '2',
-                        '--bs', '64', '--device', 'cpu'], capture_output=True, text=True, timeout=120)
+    r = run_cli('--data', str(make_mnist(tmp_path, n_train=10_200)), '--epochs', '2', '--bs', '64', '--device', 'cpu', code=code)
     assert r.returncode == 0 and r.stderr == '', r.stderr
     lines = r.stdout.splitlines()
     assert lines[0].split() == ['epoch', 'train', 'accuracy', 'loss', 'time']

@@ -72,12 +72,11 @@ def course_signatures(module):
         defaults = [None] * (len(pos) - len(a.defaults)) + list(a.defaults)
         out = [(x.arg, d) for x, d in zip(pos, defaults)] + list(zip([x.arg for x in a.kwonlyargs], a.kw_defaults))
         return out + ([('*' + a.vararg.arg, None)] if a.vararg else []) + ([('**' + a.kwarg.arg, None)] if a.kwarg else [])
+    classes = {c.name: c for m in MINIAI.glob('*.py') for c in ast.parse(m.read_text()).body if isinstance(c, ast.ClassDef)}
     def init_of(cls):   # its __init__, or the one it inherits from the first of its bases that has one, in any module
         init = next((f for f in cls.body if isinstance(f, ast.FunctionDef) and f.name == '__init__'), None)
         for b in ([] if init else cls.bases):
-            base = next((c for m in MINIAI.glob('*.py') for c in ast.parse(m.read_text()).body
-                         if isinstance(c, ast.ClassDef) and c.name == ast.unparse(b)), None)
-            if base is not None: return init_of(base)
+            if ast.unparse(b) in classes: return init_of(classes[ast.unparse(b)])
         return init
     def plain(f): return not any(ast.unparse(d) == 'property' or ast.unparse(d).endswith('.setter') for d in f.decorator_list)
     sigs = {}
@@ -115,8 +114,7 @@ def test_every_miniai_name_with_its_parameters(module):
         assert list(ours)[:len(theirs)] == [n for n, _ in theirs], (name, [n for n, _ in theirs], list(ours))
         for arg, default in theirs:
             if default is None or (module, name, arg) in DIFFERS: continue
-            try: value = eval(ast.unparse(default), where)   # a literal, or a name such as F.mse_loss or def_device
-            except Exception: continue   # a name minitrain's module does not have: the course's notebooks test the calls
+            value = eval(ast.unparse(default), where)   # a literal, or a name such as F.mse_loss or def_device
             mine = ours[arg]
             assert mine == value or (isinstance(mine, tuple) and list(mine) == value), (name, arg, value, mine)
     assert all(m != module or n in sigs for m, n in MOVED) and all(m != module or n in sigs for m, n, _ in DIFFERS)
