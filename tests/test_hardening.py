@@ -189,15 +189,26 @@ def test_a_cache_file_another_user_cannot_read_is_a_permission_error():
 def interrupt(tmp_path, sig):
     data = make_mnist(tmp_path/'d', n_train=10_020)   # epochs of 1 training and 5 validation batches
     png = tmp_path/'out'/'run.png'; png.parent.mkdir()
-    code = "import sys; from minitrain.cli import main; sys.exit(main())"
+    # SIGUSR1 makes the run print its threads' stacks: what it was doing, should it not stop
+    code = "import faulthandler, signal, sys; faulthandler.register(signal.SIGUSR1); from minitrain.cli import main; sys.exit(main())"
     p = subprocess.Popen([sys.executable, '-c', code, '--data', str(data), '--epochs', '1000000', '--bs', '1000', '--plot', str(png)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert p.stdout.readline().startswith('epoch')   # training has started: the first row is out
+        masks = signal_lines(p.pid)
         p.send_signal(sig)
-        out, err = p.communicate(timeout=60)
+        try: out, err = p.communicate(timeout=60)
+        except subprocess.TimeoutExpired:   # still training: say where, and how it treated the signal before
+            p.send_signal(signal.SIGUSR1); time.sleep(1); p.kill()
+            out, err = p.communicate(timeout=30)
+            pytest.fail(f"{sig.name} did not stop the run in 60 s; its signal masks before: {masks}; its stacks:\n{err[-4000:]}")
     finally: p.kill()
     return p.returncode, err, sorted(x.name for x in png.parent.iterdir())
+
+def signal_lines(pid):
+    "Which signals process `pid` blocks, ignores and catches, as /proc shows them (hexadecimal masks)."
+    try: return ' '.join(l.split()[0] + l.split()[1] for l in open(f'/proc/{pid}/status') if l.startswith(('SigBlk', 'SigIgn', 'SigCgt')))
+    except OSError: return 'unknown'
 
 def test_ctrl_c_is_one_line_and_status_130(tmp_path):
     code, err, left = interrupt(tmp_path, signal.SIGINT)
