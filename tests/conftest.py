@@ -39,6 +39,10 @@ def once_per_run(tmp_path_factory, name, make):
             (folder/'.made').touch()
     return folder
 
+# Python started with SIGINT ignored keeps ignoring it, as every run started under a test run that is itself a script's
+# background job (`pytest &`) would: a run a test interrupts with Ctrl-C first takes SIGINT as a terminal's Python has it
+AS_FROM_A_TERMINAL = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+
 def run_cli(*args, code="import sys; from minitrain.cli import main; sys.exit(main())"):
     "Run `minitrain-fit` with `args` in a separate Python, as a user would (or `code` that calls it); the CompletedProcess."
     return subprocess.run([sys.executable, '-c', code, *args], capture_output=True, text=True, timeout=120)

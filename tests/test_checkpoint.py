@@ -6,7 +6,7 @@ import numpy as np, pytest, torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 from torch import nn
-from conftest import make_mnist, once_per_run, quiet
+from conftest import AS_FROM_A_TERMINAL, make_mnist, once_per_run, quiet
 from minitrain.training import Dataset, DataLoader, accuracy, set_seed
 from minitrain.learner import Learner, DataLoaders, TrainCB, MetricsCB, Callback
 from minitrain.progress import RecorderCB
@@ -15,6 +15,7 @@ from minitrain.checkpoint import (CheckpointCB, CheckpointError, DamagedCheckpoi
                                   split_state, FORMAT)
 
 CLI = [sys.executable, '-c', 'import sys; from minitrain.cli import main; sys.exit(main())']
+CLI_FROM_A_TERMINAL = [*CLI[:2], AS_FROM_A_TERMINAL + CLI[2]]
 TORCHRUN = [sys.executable, '-m', 'torch.distributed.run']
 
 # ---------------------------------------------------------------- the loader's position
@@ -452,7 +453,7 @@ def test_sigkill_then_resume_is_exact(mnist, reference, tmp_path):
 def test_sigterm_and_ctrl_c_write_a_checkpoint_and_exit(mnist, reference, tmp_path, sig, status, cli):
     "The signal goes to a real process; the resume runs in this one (the SIGKILL test resumes in a new Python)."
     d, b = tmp_path/'D', tmp_path/'B.pt'
-    p = start(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)))
+    p = start(*fit_args(mnist, '--checkpoint', str(d), '--checkpoint-every', '50', '--save', str(b)), cmd=CLI_FROM_A_TERMINAL)
     kill_point(d, p)
     p.send_signal(sig)
     out, err = p.communicate(timeout=60)

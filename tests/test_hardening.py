@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np, pytest, torch
 import torch.nn.functional as F
 from torch import nn
-from conftest import make_mnist
+from conftest import AS_FROM_A_TERMINAL, make_mnist
 from fuzz_pickle import SEGFAULT, UNINITIALISED
 from minitrain.data import load_mnist, load_pickle, read_idx, MNISTFileError
 from minitrain.training import Dataset, DataLoader
@@ -190,7 +190,7 @@ def interrupt(tmp_path, sig):
     data = make_mnist(tmp_path/'d', n_train=10_020)   # epochs of 1 training and 5 validation batches
     png = tmp_path/'out'/'run.png'; png.parent.mkdir()
     # SIGUSR1 makes the run print its threads' stacks: what it was doing, should it not stop
-    code = "import faulthandler, signal, sys; faulthandler.register(signal.SIGUSR1); from minitrain.cli import main; sys.exit(main())"
+    code = AS_FROM_A_TERMINAL + "import faulthandler, sys; faulthandler.register(signal.SIGUSR1); from minitrain.cli import main; sys.exit(main())"
     p = subprocess.Popen([sys.executable, '-c', code, '--data', str(data), '--epochs', '1000000', '--bs', '1000', '--plot', str(png)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -213,6 +213,21 @@ def signal_lines(pid):
 def test_ctrl_c_is_one_line_and_status_130(tmp_path):
     code, err, left = interrupt(tmp_path, signal.SIGINT)
     assert code == 130 and err == 'minitrain-fit: interrupted\n' and left == [], (code, err, left)
+
+@pytest.mark.parametrize('ignored', [False, True])
+def test_a_signal_ignored_at_the_start_stays_ignored(cli, mnist_dir, tmp_path, monkeypatch, ignored):
+    "Run as a script's background job, which the shell starts with Ctrl-C ignored, `--checkpoint` does not take SIGINT over."
+    import minitrain.cli as mc
+    seen = {}
+    def fit_model(*args):   # what the run would train with: the handlers it would meet
+        seen.update({s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}); return 0.5
+    monkeypatch.setattr(mc, 'fit_model', fit_model)
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN if ignored else signal.default_int_handler)
+    try: r = cli('--data', str(mnist_dir), '--checkpoint', str(tmp_path/'D'))
+    finally: after = signal.signal(signal.SIGINT, before)
+    assert r.returncode == 0 and r.stdout == 'accuracy 0.5000\n', (r.stdout, r.stderr)
+    assert (seen[signal.SIGINT] is signal.SIG_IGN) == ignored and seen[signal.SIGTERM].__name__ == 'handler', seen
+    assert after is (signal.SIG_IGN if ignored else signal.default_int_handler)   # and as it was, after
 
 def test_sigterm_is_one_line_and_status_143_and_leaves_no_file(tmp_path):
     code, err, left = interrupt(tmp_path, signal.SIGTERM)
