@@ -13,6 +13,8 @@ Only these changes are made to the course's code:
   that give the same names for MNIST, shaped as the notebook's own transforms leave the data: one cell for the first,
   or one for each, in order, when the notebook loads its data more than once (11_initializing normalises it, then
   changes the batch size).
+- long runs, where a test asks for it: a line `epochs = N` with N above `max_epochs` sets it to `max_epochs`. The
+  course's runs of 5 to 50 epochs are for a GPU and the full data; shortened, each still takes every step of a fit.
 Every other cell runs as the course wrote it, in order, in one namespace, with its stdout captured.
 """
 import ast, contextlib, io, json, re, traceback
@@ -71,10 +73,16 @@ def unmagic(line):
     if s.startswith('%time '): return line.replace('%time ', '', 1)
     return '' if s.startswith(('%', '!')) else line
 
-def rewrite(cells, module, data_cell, markers=DATA_MARKERS, stop=None):
+def shorten(line, max_epochs):
+    "`line` with a number of epochs above `max_epochs` (`epochs = 50`) set to it."
+    m = re.fullmatch(r'(\s*epochs\s*=\s*)(\d+)(\s*)', line)
+    return f'{m[1]}{max_epochs}{m[3]}' if m and max_epochs is not None and int(m[2]) > max_epochs else line
+
+def rewrite(cells, module, data_cell, markers=DATA_MARKERS, stop=None, max_epochs=None):
     """The cells to run: (index in the notebook, source), with imports, exports and data cells changed as described above.
     `data_cell` replaces the first data cell (the others are dropped), or, as a list, each data cell in turn; a data
-    cell is one that holds one of `markers`. With `stop`, the cells from the first that holds it on are left out."""
+    cell is one that holds one of `markers`. With `stop`, the cells from the first that holds it on are left out; with
+    `max_epochs`, longer runs are shortened to it."""
     out, data_cells = [], list(data_cell) if isinstance(data_cell, (list, tuple)) else [data_cell]
     for i, src in enumerate(cells):
         if stop is not None and stop in src: break
@@ -87,16 +95,16 @@ def rewrite(cells, module, data_cell, markers=DATA_MARKERS, stop=None):
         lines = [l for l in src.splitlines() if not l.startswith('#|')]
         if any(d.startswith('#|export') for d in ds) and not all(is_import(l) for l in lines) and defined(src):
             lines = [l for l in lines if is_import(l) and l == l.lstrip()] + [f"from minitrain.{module} import {', '.join(defined(src))}"]
-        out.append((i, '\n'.join(change_import(unmagic(l)) for l in lines)))
+        out.append((i, '\n'.join(shorten(change_import(unmagic(l)), max_epochs) for l in lines)))
     if data_cells and isinstance(data_cell, (list, tuple)): raise ValueError(f'{len(data_cells)} data cells were not used')
     return out
 
-def run(name, module, data_cell, markers=DATA_MARKERS, stop=None):
+def run(name, module, data_cell, markers=DATA_MARKERS, stop=None, max_epochs=None):
     "Run the course's notebook `name` on minitrain; returns the namespace, each run cell's stdout, and the failures."
     import matplotlib
     matplotlib.use('Agg')
     ns, printed, failures = {'__name__': '__course__'}, {}, []
-    for i, src in rewrite(code_cells(name), module, data_cell, markers, stop):
+    for i, src in rewrite(code_cells(name), module, data_cell, markers, stop, max_epochs):
         with contextlib.redirect_stdout(io.StringIO()) as out:
             try: exec(compile(src, f'<{name} cell {i}>', 'exec'), ns)
             except Exception: failures.append(f'cell {i}:\n{src}\n{traceback.format_exc(limit=-3)}')

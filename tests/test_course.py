@@ -354,38 +354,44 @@ def test_course_13_resnet_runs_on_minitrain():
     rows = [r for r in ns['learn'].history if not r['train']]
     assert len(rows) == 5 and rows[-1]['accuracy'] > 0.9, rows
 
-# 14_augment loads Fashion-MNIST as 13 does; here 32 training images and 32 to validate, one batch each, so that its
-# five-epoch fits and its first 20-epoch fit of ResNets up to 512 channels take seconds (8 s in all, 11 s on 64 images)
+# 14_augment loads Fashion-MNIST as 13 does; here 32 training images and 32 to validate, one batch each, and each of its
+# runs (5 to 50 epochs) shortened to one, so that its fits of ResNets up to 512 channels take seconds
 AUGMENT_DATA = RESNET_DATA.replace('images(x_tr, 1024), y_tr[:1024]', 'images(x_tr, 32), y_tr[:32]').replace(
     'images(x_va, 512), y_va[:512]', 'images(x_va, 32), y_va[:32]')
 
 @need_data
-def test_course_14_augment_runs_on_minitrain_up_to_its_long_runs(tmp_path, monkeypatch):
-    """Its wider ResNets, global pooling, summary, torchvision's crop and flip (minitrain's), show_image_batch, its first
-    20-epoch run, capture_preds and test-time flips, random erasing; up to its 50-epoch run."""
+def test_course_14_augment_runs_on_minitrain(tmp_path, monkeypatch):
+    """Its wider ResNets, global pooling, summary, torchvision's crop and flip (minitrain's), show_image_batch, a 20-epoch
+    run, capture_preds and test-time flips, random erasing, random copying, two models' predictions averaged, dropout and
+    test-time dropout; each run shortened to one epoch."""
     import matplotlib.pyplot as plt
     import minitrain.augment as ma
     from minitrain.learner import Learner
     assert AUGMENT_DATA.count(', 32), y_') == 2   # both subsets replaced
-    monkeypatch.chdir(tmp_path)   # the notebook saves its model in models/
+    monkeypatch.chdir(tmp_path)   # the notebook saves its models in models/
     summary = Learner.summary
-    try: ns, printed, failures = run('14_augment.ipynb', 'augment', AUGMENT_DATA, stop='epochs = 50')
+    try: ns, printed, failures = run('14_augment.ipynb', 'augment', AUGMENT_DATA, max_epochs=1)
     finally: Learner.summary = summary
     plt.close('all')
     assert not failures, '\n\n'.join(failures)
-    for n in ['summary', 'show_image_batch', 'CapturePreds', 'capture_preds', 'rand_erase', 'RandErase']:
+    for n in ['summary', 'show_image_batch', 'CapturePreds', 'capture_preds', 'rand_erase', 'RandErase', 'rand_copy', 'RandCopy']:
         assert ns[n] is getattr(ma, n), n
-    assert '_rand_erase1' in ns and not hasattr(ma, '_rand_erase1')   # the notebook's own helper, as a reader's would be
-    tfms = ns['tfms']
-    assert [type(t) for t in tfms] == [ma.RandomCrop, ma.RandomHorizontalFlip, ma.RandErase] and tfms[0].padding == 1
+    for n in ['_rand_erase1', '_rand_copy1']:   # the notebook's own helpers, as a reader's would be
+        assert n in ns and not hasattr(ma, n), n
+    assert ns['epochs'] == 1   # the last run, of 20 epochs, shortened
+    tfms = ns['tfms']   # the last augmentation: the crop, the flip and minitrain's RandCopy
+    assert [type(t) for t in tfms] == [ma.RandomCrop, ma.RandomHorizontalFlip, ma.RandCopy] and tfms[0].padding == 1
     # minitrain's summary on the course's wider models: one line of totals each
     tot = [l for p in printed.values() for l in p.splitlines() if l.startswith('Tot params')]
     assert len(tot) == 3 and all('MFLOPS' in t for t in tot), tot
-    # the 20-epoch run's model, saved whole; its predictions on the 32 validation images, plain and flipped (minitrain's
-    # hflip), averaged
-    assert (tmp_path/'models'/'data_aug.pkl').exists()
+    # the models saved whole; predictions on the 32 validation images, plain and flipped (minitrain's hflip), averaged,
+    # and two models' averaged
+    assert sorted(f.name for f in (tmp_path/'models').iterdir()) == ['data_aug.pkl', 'data_aug2.pkl', 'randcopy1.pkl', 'randcopy2.pkl']
     assert ns['ap1'].shape == ns['ap2'].shape == (32, 10) and ns['at'].shape == (32,) and ns['ap'].shape == (32,)
-    assert not torch.equal(ns['ap1'], ns['ap2'])
-    # the last batch the course looked at: one step with the crop, the flip and minitrain's RandErase, per image
+    assert not torch.equal(ns['ap1'], ns['ap2']) and ns['cp1'].all_preds.shape == ns['cp2'].all_preds.shape == (32, 10)
+    # the model with dropout trained through minitrain's learner, and test-time dropout's callback defined on its Callback
+    assert any(isinstance(m, torch.nn.Dropout2d) for m in ns['get_dropmodel'](drop=0.1).modules())
+    assert issubclass(ns['TTD_CB'], ns['Callback'])
+    # the last batch the course looked at: one step with the crop, the flip and minitrain's RandCopy
     xb, yb = ns['xb'], ns['yb']
     assert xb.shape == (32, 1, 28, 28) and yb.shape == (32,)
