@@ -22,8 +22,10 @@ epoch ends <= 1.01x.
 Whole runs on a shared 2-core machine vary by 10% or more from one to the next, so the cost of every 50 is also
 measured inside runs: `alternate(cb)` saves after batches 50, 150, 250, ..., and each 50 batches that begin with a save
 are timed against the 50 after them, which have none: for saving nothing, taking the state only, the whole
-checkpoint, the same bytes written over two files in turn (`SlotsCB`: no temporary file, rename, listing or pruning,
-so a bound on what the file handling costs, not a safe writer), the same with each checkpoint in a new file
+checkpoint, the same written on the training thread (`InlineCB`: what the background thread buys; in CPython the
+writer's Python work holds the interpreter's lock, which the training thread's Python work waits for), the same bytes
+written over two files in turn (`SlotsCB`: no temporary file, rename, listing or pruning, so a bound on what the file
+handling costs, not a safe writer), the same with each checkpoint in a new file
 (`write_over = False`, as before the files were reused), each flushed, and format 1. Then the milliseconds one save
 takes on the training thread (taking the state, splitting it and copying its tensors, or `snapshot` for format 1), and
 the size of a checkpoint.
@@ -67,6 +69,12 @@ class NewFileCB(CheckpointCB):
 class TakeOnlyCB(CheckpointCB):
     "A `CheckpointCB` that takes the state and copies its tensors, and writes nothing."
     def write(self, fn, layout, skeleton, pos, sync=True): pass
+
+class InlineCB(CheckpointCB):
+    "A `CheckpointCB` that writes each checkpoint on the training thread, at once, with no background thread."
+    def before_fit(self, learn):
+        super().before_fit(learn)
+        self.writer.submit = lambda f, *args: f(*args)
 
 class SlotsCB(CheckpointCB):
     "A bound, not a safe writer: each checkpoint written over one of two files in turn; no temporary file, rename or listing."
@@ -168,7 +176,7 @@ def main():
               f"   CPU: process {ratios[1]:.3f}x, training thread {ratios[2]:.3f}x")
 
     stages = {'saving nothing': SaveNothing, 'taking the state only': TakeOnlyCB, 'the whole checkpoint': CheckpointCB,
-              'two files in turn (bound)': SlotsCB, 'the same, each in a new file': NewFileCB,
+              'on the training thread': InlineCB, 'two files in turn (bound)': SlotsCB, 'the same, each in a new file': NewFileCB,
               'the same, each flushed': FlushedCB, 'format 1, each flushed': FormatOneCB}
     stages = {k: alternate(cb) for k, cb in stages.items()}
     for cb in stages.values(): paired(data, folder, cb); cb.save_times.clear()   # warm up
