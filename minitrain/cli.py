@@ -310,7 +310,7 @@ def main(argv=None):
                 print(f"{p.prog}: resuming from epoch {ckpt.state['epoch']}, batch {ckpt.state['batch']}", file=sys.stderr)
     except SystemExit as e: return e.code  # argparse has printed the help, or the one-line error
     handlers = {signal.SIGTERM: _on_sigterm} if ckpt is None else dict.fromkeys((signal.SIGTERM, signal.SIGINT), stop_handler(ckpt))
-    # a signal ignored when the run started stays ignored: a script's background job is shielded from Ctrl-C so
+    # a signal ignored when the run started stays ignored (a shell starts a script's background jobs with Ctrl-C ignored)
     handlers = {s: h for s, h in handlers.items() if signal.getsignal(s) is not signal.SIG_IGN}
     old = {s: signal.signal(s, h) for s, h in handlers.items()} if _main_thread() else {}
     try: res = fit_model(args.model, args.epochs, args.bs, args.lr, args.nh, args.seed, args.data, args.shuffle, args.plot,

@@ -219,7 +219,7 @@ def test_a_signal_ignored_at_the_start_stays_ignored(cli, mnist_dir, tmp_path, m
     "Run as a script's background job, which the shell starts with Ctrl-C ignored, `--checkpoint` does not take SIGINT over."
     import minitrain.cli as mc
     seen = {}
-    def fit_model(*args):   # what the run would train with: the handlers it would meet
+    def fit_model(*args):   # in place of training: note the handlers the run would meet
         seen.update({s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}); return 0.5
     monkeypatch.setattr(mc, 'fit_model', fit_model)
     before = signal.signal(signal.SIGINT, signal.SIG_IGN if ignored else signal.default_int_handler)
