@@ -15,10 +15,10 @@ NBS = Path(__file__).resolve().parent.parent/'nbs'
 def run_lesson(name, until, changes=(), after=None, skip=None):
     """Run lesson `name`'s code cells in order, in one namespace, as nbdev-test does (`IN_TEST` set, in nbs/), up to the
     first cell that contains `until` (after the first that contains `after`, if given). `changes` are `(old, new)`
-    replacements, each of which must be found once in the cells up to it. Cells before the check that contain `skip` are
-    left out: for looks at the data that the check does not stand on (a name they define and a later cell uses fails
-    loudly, as an error in an earlier cell). Returns what that cell raised (None if nothing); an error in an earlier
-    cell is raised."""
+    replacements, each of which must be found once in the cells up to it. Cells before the check that contain `skip`
+    (a string, or any of a tuple of them, each found at least once) are left out: for work that the check does not stand
+    on (a name they define and a later cell uses fails loudly, as an error in an earlier cell). Returns what that cell
+    raised (None if nothing); an error in an earlier cell is raised."""
     import matplotlib, matplotlib.pyplot as plt
     matplotlib.use('Agg')
     cells = code_cells(name, NBS)
@@ -27,7 +27,9 @@ def run_lesson(name, until, changes=(), after=None, skip=None):
     if stop is None: raise ValueError(f'no cell of {name} contains {until!r}')
     cells = cells[:stop + 1]
     if skip is not None:
-        cells = [c for c in cells[:-1] if skip not in c] + cells[-1:]
+        skip = (skip,) if isinstance(skip, str) else tuple(skip)
+        if unused := [k for k in skip if not any(k in c for c in cells[:-1])]: raise ValueError(f'no cell of {name} before the check contains {unused}')
+        cells = [c for c in cells[:-1] if not any(k in c for k in skip)] + cells[-1:]
         stop = len(cells) - 1
     for old, new in changes:
         hits = [i for i, c in enumerate(cells) if old in c]
