@@ -73,7 +73,9 @@ def test_the_optimisers_lessons_checks_catch(until, changes):
     assert isinstance(e, AssertionError), repr(e)
 
 # 01_training, the validation accuracy the command line's main job also prints (0.9546 on the seed's machine, within 0.006)
+# (it stands on the seed loop's model alone: the loop's second run, which the lines' check before it reads, is left out)
 def test_the_validation_accuracy_check_catches_a_learning_rate_10x():
-    e = fails('01_training.ipynb', 'test_close(valid_acc, 0.9546', ('lr = 0.5', 'lr = 5.'),
-              ('test_close(numbers(this_machine), numbers(seed_printed), eps=0.08)', 'pass'))   # the check before it fails too
+    e = run_lesson('01_training.ipynb', 'test_close(valid_acc, 0.9546', [('lr = 0.5', 'lr = 5.'),
+                   ('test_close(numbers(this_machine), numbers(seed_printed), eps=0.08)', 'pass')],   # the check before it fails too
+                   skip=(SKIP['01_training.ipynb'], '# The loop again from the same seed', '# what the seed printed'))
     assert isinstance(e, AssertionError) and 'close' in str(e), repr(e)
