@@ -75,8 +75,9 @@ def unmagic(line):
 
 def shorten(line, max_epochs):
     "`line` with a number of epochs above `max_epochs` (`epochs = 50`) set to it."
+    if max_epochs is None: return line
     m = re.fullmatch(r'(\s*epochs\s*=\s*)(\d+)(\s*)', line)
-    return f'{m[1]}{max_epochs}{m[3]}' if m and max_epochs is not None and int(m[2]) > max_epochs else line
+    return f'{m[1]}{max_epochs}{m[3]}' if m and int(m[2]) > max_epochs else line
 
 def rewrite(cells, module, data_cell, markers=DATA_MARKERS, stop=None, max_epochs=None):
     """The cells to run: (index in the notebook, source), with imports, exports and data cells changed as described above.

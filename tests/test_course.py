@@ -366,7 +366,8 @@ def test_course_14_augment_runs_on_minitrain(tmp_path, monkeypatch):
     test-time dropout; each run shortened to one epoch."""
     import matplotlib.pyplot as plt
     import minitrain.augment as ma
-    from minitrain.learner import Learner
+    from minitrain.learner import Callback, Learner
+    from minitrain.resnet import ResBlock
     assert AUGMENT_DATA.count(', 32), y_') == 2   # both subsets replaced
     monkeypatch.chdir(tmp_path)   # the notebook saves its models in models/
     summary = Learner.summary
@@ -389,9 +390,10 @@ def test_course_14_augment_runs_on_minitrain(tmp_path, monkeypatch):
     assert sorted(f.name for f in (tmp_path/'models').iterdir()) == ['data_aug.pkl', 'data_aug2.pkl', 'randcopy1.pkl', 'randcopy2.pkl']
     assert ns['ap1'].shape == ns['ap2'].shape == (32, 10) and ns['at'].shape == (32,) and ns['ap'].shape == (32,)
     assert not torch.equal(ns['ap1'], ns['ap2']) and ns['cp1'].all_preds.shape == ns['cp2'].all_preds.shape == (32, 10)
-    # the model with dropout trained through minitrain's learner, and test-time dropout's callback defined on its Callback
-    assert any(isinstance(m, torch.nn.Dropout2d) for m in ns['get_dropmodel'](drop=0.1).modules())
-    assert issubclass(ns['TTD_CB'], ns['Callback'])
+    # the course's dropout model is built of minitrain's ResBlocks, and test-time dropout's callback on minitrain's Callback
+    drop = ns['get_dropmodel'](drop=0.1)
+    assert isinstance(drop[0], ResBlock) and isinstance(drop[1], torch.nn.Dropout2d) and drop[1].p == 0.1
+    assert ns['Callback'] is Callback and issubclass(ns['TTD_CB'], Callback)
     # the last batch the course looked at: one step with the crop, the flip and minitrain's RandCopy
     xb, yb = ns['xb'], ns['yb']
     assert xb.shape == (32, 1, 28, 28) and yb.shape == (32,)
