@@ -3,15 +3,19 @@ if os.environ.get('PYTEST_XDIST_WORKER'):   # two workers on two cores: one thre
     os.environ.setdefault('OMP_NUM_THREADS', '1')
 import atexit, contextlib, io, shutil, subprocess, sys
 import numpy as np, pytest
-from minitrain.cli import quick_exit
-from minitrain.data import write_idx
 
-# pytest and its workers end as the command does, without the interpreter's sweeps of PyTorch's objects at exit
-# (nbs/11_cli.ipynb, "A quick exit"): 0.7 s sooner at the end of every run
-atexit.register(quick_exit)
+# Nothing here imports PyTorch: pytest-xdist's controller, which runs no test, starts its workers without waiting the
+# 1.3 s that importing it takes. A process that did import it (a worker) ends as the command does, without the
+# interpreter's sweeps of PyTorch's objects at exit (nbs/11_cli.ipynb, "A quick exit"): 0.7 s sooner.
+@atexit.register
+def end_quickly():
+    if 'torch' in sys.modules:
+        from minitrain.cli import quick_exit
+        quick_exit()
 
 def make_mnist(folder, n_train=30, n_test=5, seed=0):
     "Write small synthetic MNIST IDX files into `folder/mnist/` and return `folder`."
+    from minitrain.data import write_idx
     rng = np.random.default_rng(seed)
     (folder/'mnist').mkdir(parents=True, exist_ok=True)
     for prefix, n in [('train', n_train), ('t10k', n_test)]:

@@ -51,6 +51,8 @@ def run_lesson(name, until, changes=(), after=None, skip=None):
         os.chdir(cwd)
         if env is None: os.environ.pop('IN_TEST', None)
         else: os.environ['IN_TEST'] = env
-        torch.set_num_threads(threads); torch.use_deterministic_algorithms(deterministic)
+        torch.set_num_threads(threads)
+        if torch.are_deterministic_algorithms_enabled() != deterministic:   # its first call imports the compiler (1 s)
+            torch.use_deterministic_algorithms(deterministic)
         torch.set_printoptions(profile='default')
         plt.close('all')
