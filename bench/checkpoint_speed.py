@@ -23,8 +23,10 @@ Whole runs on a shared 2-core machine vary by 10% or more from one to the next, 
 measured inside runs: `alternate(cb)` saves after batches 50, 150, 250, ..., and each 50 batches that begin with a save
 are timed against the 50 after them, which have none: for saving nothing, taking the state only, the whole
 checkpoint, the same written on the training thread (`InlineCB`: what the background thread buys; in CPython the
-writer's Python work holds the interpreter's lock, which the training thread's Python work waits for), the same bytes
-written over two files in turn (`SlotsCB`: no temporary file, rename, listing or pruning, so a bound on what the file
+writer's Python work holds the interpreter's lock, which the training thread's Python work waits for), the same
+written by a process forked from the run (`ForkedWriterCB`, an experiment: a lock of its own, at the idle priority, so
+it costs the run nothing only where a core has nothing else to run; with PyTorch's two threads on two cores, one of
+them spins between operations and leaves none), the same bytes written over two files in turn (`SlotsCB`: no temporary file, rename, listing or pruning, so a bound on what the file
 handling costs, not a safe writer), the same with each checkpoint in a new file
 (`write_over = False`, as before the files were reused), each flushed, and format 1. Then the milliseconds one save
 takes on the training thread (taking the state, splitting it and copying its tensors, or `snapshot` for format 1), and
@@ -35,14 +37,14 @@ to the end of the first resumed batch. Checkpoints go to `--folder` (default: a 
 the disk the runs would use. Training runs on `--threads` of PyTorch's threads, 2 by default, as on the 2-core machine
 the figures come from. Timings are noisy; read the ratios.
 """
-import argparse, json, os, shutil, statistics, tempfile, time
+import argparse, json, mmap, os, shutil, signal, statistics, tempfile, time
 from pathlib import Path
 import torch, torch.nn.functional as F
 from minitrain.data import load_mnist
 from minitrain.training import MLP, Optimizer, Dataset, DataLoader, accuracy, set_seed
 from minitrain.learner import Learner, DataLoaders, TrainCB, DeviceCB, MetricsCB, Callback
-from minitrain.checkpoint import (CheckpointCB, FORMAT, find_checkpoint, opt_state, rng_states, snapshot, unwrap,
-                                  write_atomically, write_layout)
+from minitrain.checkpoint import (CheckpointCB, FORMAT, Layout, RunStopped, checkpoint_name, find_checkpoint, layout_key,
+                                  opt_state, rng_states, snapshot, split_state, unwrap, write_atomically, write_layout)
 
 class FormatOneCB(CheckpointCB):
     "A `CheckpointCB` writing format 1, as minitrain did before: `snapshot` on the training thread, `torch.save` on the writer's."
@@ -84,6 +86,72 @@ class SlotsCB(CheckpointCB):
         write_layout(f, layout, {'minitrain': json.dumps(skeleton)})
         if sync:
             with open(f, 'rb+') as o: os.fsync(o.fileno())
+
+class SharedLayout(Layout):
+    "A `Layout` whose buffer is anonymous shared memory: a process forked after it is made sees what is copied into it."
+    def __init__(self, tensors):
+        super().__init__(tensors)
+        n = self.buf.numel()
+        self.mm = mmap.mmap(-1, max(n, 1))
+        self.buf = torch.frombuffer(self.mm, dtype=torch.uint8)[:n]
+        self.views = {k: self.buf[b:e].view(v.dtype).view(v.shape) for k, v in self.views.items()
+                      for b, e in [self.header[k]['data_offsets']]}
+
+class ForkedWriterCB(CheckpointCB):
+    """An experiment, not a safe writer: each checkpoint written by a process forked from the run, which has an
+    interpreter lock of its own, at the idle priority (SCHED_IDLE: it runs when a core has nothing else to run); the
+    buffers in shared memory, a line down a pipe for each checkpoint and a byte back when it is written. Its errors, a
+    run killed while it writes, and a Ctrl-C's effect on it are not handled."""
+    def before_fit(self, learn):
+        super().before_fit(learn)
+        self.child = None
+    def layout(self, tensors):
+        key = layout_key(tensors)
+        if key not in self.layouts: self.layouts[key] = SharedLayout(tensors)
+        return self.layouts[key]
+    def fork(self):
+        "A new writer, which knows every layout made so far."
+        self.end_child()
+        self.known = {id(l): l for l in self.layouts.values()}
+        r, w = os.pipe(); ar, aw = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(w); os.close(ar)
+                os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                for line in os.fdopen(r, 'rb'):
+                    fn, key, skeleton, pos, sync = json.loads(line)
+                    self.write(Path(fn), self.known[key], skeleton, tuple(pos), sync)
+                    os.write(aw, b'.')
+            finally: os._exit(0)
+        os.close(r); os.close(aw)
+        self.child, self.pipe, self.ack, self.busy = pid, w, ar, False
+    def end_child(self):
+        if self.child is None: return
+        os.close(self.pipe); os.waitpid(self.child, 0); os.close(self.ack)
+        self.child = None
+    def save(self, learn, epoch, batch, stop=False):
+        cbs = {k: cb.state_dict() for k, cb in self.stateful(learn).items()}
+        fn = self.path / checkpoint_name(epoch, batch)
+        state = {'format': FORMAT, 'epoch': epoch, 'batch': batch, 'config': self.config,
+                 'model': unwrap(learn.model).state_dict(), 'opt': opt_state(learn.opt),
+                 'history': learn.history, 'cbs': cbs, 'rng': rng_states(), 'dl': learn.dls.train.state_dict()}
+        tensors = {}
+        skeleton = split_state(state, tensors)
+        layout = self.layout(tensors)
+        if self.child is None or id(layout) not in self.known: self.fork()
+        if self.busy: os.read(self.ack, 1)   # the last checkpoint is written: its buffer may be filled again
+        layout.fill(tensors)
+        line = json.dumps([str(fn), id(layout), skeleton, [epoch, batch], batch == 0 or stop]) + '\n'
+        os.write(self.pipe, line.encode())
+        self.busy = True
+        if stop:
+            os.read(self.ack, 1); self.busy = False
+            raise RunStopped(fn, self.stop)
+    def cleanup_fit(self, learn):
+        super().cleanup_fit(learn)
+        self.end_child()
 
 class SaveClock:
     "Mixed into a checkpoint callback: the time each `save` takes on the training thread."
@@ -176,7 +244,8 @@ def main():
               f"   CPU: process {ratios[1]:.3f}x, training thread {ratios[2]:.3f}x")
 
     stages = {'saving nothing': SaveNothing, 'taking the state only': TakeOnlyCB, 'the whole checkpoint': CheckpointCB,
-              'on the training thread': InlineCB, 'two files in turn (bound)': SlotsCB, 'the same, each in a new file': NewFileCB,
+              'on the training thread': InlineCB, 'a forked writer (experiment)': ForkedWriterCB,
+              'two files in turn (bound)': SlotsCB, 'the same, each in a new file': NewFileCB,
               'the same, each flushed': FlushedCB, 'format 1, each flushed': FormatOneCB}
     stages = {k: alternate(cb) for k, cb in stages.items()}
     for cb in stages.values(): paired(data, folder, cb); cb.save_times.clear()   # warm up
