@@ -141,14 +141,18 @@ class ForkedWriterCB(CheckpointCB):
         skeleton = split_state(state, tensors)
         layout = self.layout(tensors)
         if self.child is None or id(layout) not in self.known: self.fork()
-        if self.busy: os.read(self.ack, 1)   # the last checkpoint is written: its buffer may be filled again
+        if self.busy: self.written()   # the last checkpoint is written: its buffer may be filled again
         layout.fill(tensors)
         line = json.dumps([str(fn), id(layout), skeleton, [epoch, batch], batch == 0 or stop]) + '\n'
         os.write(self.pipe, line.encode())
         self.busy = True
         if stop:
-            os.read(self.ack, 1); self.busy = False
+            self.written()
             raise RunStopped(fn, self.stop)
+    def written(self):
+        "Wait for the writer's byte that says the last checkpoint is written."
+        if os.read(self.ack, 1) != b'.': raise RuntimeError(f"the writer process {self.child} ended without writing")
+        self.busy = False
     def cleanup_fit(self, learn):
         super().cleanup_fit(learn)
         self.end_child()
