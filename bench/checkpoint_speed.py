@@ -46,13 +46,17 @@ from minitrain.learner import Learner, DataLoaders, TrainCB, DeviceCB, MetricsCB
 from minitrain.checkpoint import (CheckpointCB, FORMAT, Layout, RunStopped, checkpoint_name, find_checkpoint, layout_key,
                                   opt_state, rng_states, snapshot, split_state, unwrap, write_atomically, write_layout)
 
+def run_state(cb, learn, epoch, batch, format=FORMAT):
+    "The state `CheckpointCB.save` takes, as the bench's own writers below take it."
+    cbs = {k: c.state_dict() for k, c in cb.stateful(learn).items()}
+    return {'format': format, 'epoch': epoch, 'batch': batch, 'config': cb.config,
+            'model': unwrap(learn.model).state_dict(), 'opt': opt_state(learn.opt),
+            'history': learn.history, 'cbs': cbs, 'rng': rng_states(), 'dl': learn.dls.train.state_dict()}
+
 class FormatOneCB(CheckpointCB):
     "A `CheckpointCB` writing format 1, as minitrain did before: `snapshot` on the training thread, `torch.save` on the writer's."
     def save(self, learn, epoch, batch, stop=False):
-        cbs = {k: cb.state_dict() for k, cb in self.stateful(learn).items()}
-        state = {'format': 1, 'epoch': epoch, 'batch': batch, 'config': self.config,
-                 'model': unwrap(learn.model).state_dict(), 'opt': opt_state(learn.opt),
-                 'history': learn.history, 'cbs': cbs, 'rng': rng_states(), 'dl': learn.dls.train.state_dict()}
+        state = run_state(self, learn, epoch, batch, format=1)
         self.writer.submit(self.write_one, self.path/f'epoch{epoch}-batch{batch}.pt', snapshot(state), (epoch, batch))
     def write_one(self, fn, state, pos):
         drop, _ = self.surplus(fn, pos, True)
@@ -132,13 +136,9 @@ class ForkedWriterCB(CheckpointCB):
         os.close(self.pipe); os.waitpid(self.child, 0); os.close(self.ack)
         self.child = None
     def save(self, learn, epoch, batch, stop=False):
-        cbs = {k: cb.state_dict() for k, cb in self.stateful(learn).items()}
         fn = self.path / checkpoint_name(epoch, batch)
-        state = {'format': FORMAT, 'epoch': epoch, 'batch': batch, 'config': self.config,
-                 'model': unwrap(learn.model).state_dict(), 'opt': opt_state(learn.opt),
-                 'history': learn.history, 'cbs': cbs, 'rng': rng_states(), 'dl': learn.dls.train.state_dict()}
         tensors = {}
-        skeleton = split_state(state, tensors)
+        skeleton = split_state(run_state(self, learn, epoch, batch), tensors)
         layout = self.layout(tensors)
         if self.child is None or id(layout) not in self.known: self.fork()
         if self.busy: self.written()   # the last checkpoint is written: its buffer may be filled again

@@ -19,35 +19,38 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# a pytest plugin that writes one line of JSON per test: its worker, start, end, and its process's CPU and its children's
-PLUGIN = textwrap.dedent('''
-    import json, os, time, pytest
-    def write(row):
-        with open(os.environ['SUITE_SCHEDULE_LOG'], 'a') as f: f.write(json.dumps(row) + '\\n')
+# what both write: one line of JSON for a notebook or test, its worker, start and end, and the CPU time of its process and
+# of the processes it waited for, from `os.times()` before and after
+WRITE = textwrap.dedent('''
+    import json, os, time
+    def write(worker, name, t0, c0):
+        c1 = os.times()
+        with open(os.environ['SUITE_SCHEDULE_LOG'], 'a') as f:
+            f.write(json.dumps({'worker': worker, 'name': name, 't0': t0, 't1': time.time(),
+                                'cpu': c1.user + c1.system - c0.user - c0.system,
+                                'kids': c1.children_user + c1.children_system - c0.children_user - c0.children_system}) + '\\n')
+''')
+
+# a pytest plugin that writes the line for each test
+PLUGIN = WRITE + textwrap.dedent('''
+    import pytest
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(item, nextitem):
         t0, c0 = time.time(), os.times()
         yield
-        c1 = os.times()
-        write({'worker': os.environ.get('PYTEST_XDIST_WORKER', 'main'), 'name': item.nodeid, 't0': t0, 't1': time.time(),
-               'cpu': c1.user + c1.system - c0.user - c0.system,
-               'kids': c1.children_user + c1.children_system - c0.children_user - c0.children_system})
+        write(os.environ.get('PYTEST_XDIST_WORKER', 'main'), item.nodeid, t0, c0)
 ''')
 
 # nbdev-test with its test_nb wrapped to write the same line for each notebook; its workers are forked from this process
 # and find the wrapper under test_nb's own name when the notebook is sent to them
-NBDEV = textwrap.dedent('''
-    import json, os, sys, time
+NBDEV = WRITE + textwrap.dedent('''
+    import sys
     import nbdev.test as t
     plain = t.test_nb
     def test_nb(fn, *args, **kwargs):
         t0, c0 = time.time(), os.times()
         res = plain(fn, *args, **kwargs)
-        c1 = os.times()
-        with open(os.environ['SUITE_SCHEDULE_LOG'], 'a') as f:
-            f.write(json.dumps({'worker': str(os.getpid()), 'name': os.path.basename(str(fn)), 't0': t0, 't1': time.time(),
-                                'cpu': c1.user + c1.system - c0.user - c0.system,
-                                'kids': c1.children_user + c1.children_system - c0.children_user - c0.children_system}) + '\\n')
+        write(str(os.getpid()), os.path.basename(str(fn)), t0, c0)
         return res
     test_nb.__module__ = 'nbdev.test'
     t.test_nb = test_nb
