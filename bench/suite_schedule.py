@@ -3,7 +3,9 @@ stood idle while the other finished.
 
     python bench/suite_schedule.py [nbdev|pytest|both] [ARG...]   (from the repository's root; MINITRAIN_DATA set)
 
-ARGs go to the command (`nbdev nbs/05_backprop.ipynb`, `pytest tests/test_stack.py`), to try it on a part.
+ARGs go to the command (`nbdev nbs/05_backprop.ipynb`, `pytest tests/test_stack.py`), to try it on a part. With
+`SUITE_SCHEDULE_KEEP=FILE` set, the timeline's rows are also kept in FILE (one JSON object a line, each with the name of
+the command it came from), to be read again: which tests of a file took what, or what ran beside a slow one.
 
 `nbdev-test` runs the notebooks in the order of their names on two worker processes, and `pytest` hands its tests to
 pytest-xdist's two workers in the order of the files it is given (tests/conftest.py puts the slowest files first). The
@@ -57,8 +59,8 @@ NBDEV = WRITE + textwrap.dedent('''
     t.nbdev_test(*sys.argv[1:2])   # a notebook, or all
 ''')
 
-def timeline(cmd, folder, env=None):
-    "Run `cmd` with the timeline's log in `folder`: its wall time, exit status, and the rows logged."
+def timeline(name, cmd, folder, env=None):
+    "Run `cmd` (the command `name`) with the timeline's log in `folder`: its wall time, exit status, and the rows logged."
     log = folder/'log.jsonl'
     log.unlink(missing_ok=True)
     env = {**os.environ, **(env or {}), 'SUITE_SCHEDULE_LOG': str(log)}
@@ -66,6 +68,8 @@ def timeline(cmd, folder, env=None):
     r = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
     wall = time.time() - start
     rows = [json.loads(l) for l in log.read_text().splitlines()] if log.exists() else []
+    if keep := os.environ.get('SUITE_SCHEDULE_KEEP'):
+        with open(keep, 'a') as f: f.writelines(json.dumps({'command': name, **r}) + '\n' for r in rows)
     return start, wall, r.returncode, rows
 
 def report(title, start, wall, code, rows, top=8):
@@ -90,11 +94,11 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if which in ('nbdev', 'both'):
-            report('nbdev-test', *timeline([sys.executable, '-c', NBDEV, *args], tmp))
+            report('nbdev-test', *timeline('nbdev-test', [sys.executable, '-c', NBDEV, *args], tmp))
         if which in ('pytest', 'both'):
             (tmp/'suite_schedule_plugin.py').write_text(PLUGIN)
             path = os.pathsep.join(p for p in [str(tmp), os.environ.get('PYTHONPATH')] if p)
-            report('pytest', *timeline([sys.executable, '-m', 'pytest', '-q', '-p', 'suite_schedule_plugin', *args], tmp,
-                                       env={'PYTHONPATH': path}))
+            cmd = [sys.executable, '-m', 'pytest', '-q', '-p', 'suite_schedule_plugin', *args]
+            report('pytest', *timeline('pytest', cmd, tmp, env={'PYTHONPATH': path}))
 
 if __name__ == '__main__': main()
