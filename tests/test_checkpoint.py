@@ -548,7 +548,12 @@ def test_torchrun_restart_continues_from_the_checkpoint(mnist, torchrun_referenc
     workers = children(p.pid)
     assert len(workers) == 2
     os.kill(max(workers), signal.SIGKILL)   # one worker dies; torchrun restarts both
+    killed = time.time()
     out, err = p.communicate(timeout=180)
+    # kept for a look afterwards (pytest keeps its last three runs' folders): once in eight runs, torchrun's restart has
+    # waited out its 30 s grace for the surviving worker, which wrote nothing; its log's times say which step waited
+    (tmp_path/'torchrun.log').write_text(f"killed {max(workers)} at {time.strftime('%H:%M:%S', time.localtime(killed))}"
+                                         f".{int(killed % 1 * 1e6):06d}\n{err}")
     assert p.returncode == 0, err[-3000:]
     logs = {str(f.relative_to(tmp_path)): f.read_text() for f in (tmp_path/'logs').rglob('stderr.log')}
     assert any('attempt_1' in k and 'resuming from epoch' in v for k, v in logs.items()), logs
