@@ -19,9 +19,9 @@ batches and a validation pass), the variants interleaved, each taking each place
 Each is given as the median of its times and as the median and quartiles, over the repetitions, of its time divided by
 the same repetition's run without checkpoints (the "pairs"), and the median of the same ratio for CPU time: the
 process's (all its threads, the writer's and PyTorch's included) and the training thread's. Targets (issue 28): every 50
-<= 1.05x none (moonshot 1.02), epoch ends <= 1.01x. Read them beside "none, again": on the 2-core machine the figures come from,
-its median came out at 0.963x and 1.022x in two runs of 15 pairs, with quartiles as far out as 0.93 and 1.12, so whole
-runs cannot tell 1.05x from 1.08x; the measure inside runs, below, can.
+<= 1.05x none (moonshot 1.02), epoch ends <= 1.01x. Read them beside "none, again": on the 2-core machine the figures
+come from, its median came out at 0.963x in this bench and 1.022x in a script of the same design (15 pairs each), with
+quartiles as far out as 0.93 and 1.12, so whole runs cannot tell 1.05x from 1.08x; the measure inside runs, below, can.
 
 Whole runs on a shared 2-core machine vary by 10% or more from one to the next, so the cost of every 50 is also
 measured inside runs: `alternate(cb)` saves after batches 50, 150, 250, ..., and each 50 batches that begin with a save
@@ -30,9 +30,9 @@ checkpoint, the same written on the training thread (`InlineCB`: what the backgr
 writer's Python work holds the interpreter's lock, which the training thread's Python work waits for), the same
 written by a process forked from the run (`ForkedWriterCB`, an experiment: a lock of its own, at the idle priority, so
 it costs the run nothing only where a core has nothing else to run; with PyTorch's two threads on two cores, one of
-them spins between operations and leaves none), the same bytes written over two files in turn (`SlotsCB`: no temporary file, rename, listing or pruning, so a bound on what the file
-handling costs, not a safe writer), the same with each checkpoint in a new file
-(`write_over = False`, as before the files were reused), each flushed, and format 1. Then the milliseconds one save
+them spins between operations and leaves none), the same bytes written over two files in turn (`SlotsCB`: no
+temporary file, rename, listing or pruning, so a bound on what the file handling costs, not a safe writer), the same
+with each checkpoint in a new file (`write_over = False`, as before the files were reused), each flushed, and format 1. Then the milliseconds one save
 takes on the training thread (taking the state, splitting it and copying its tensors, or `snapshot` for format 1), and
 the size of a checkpoint.
 
@@ -249,9 +249,9 @@ def main():
     print(f"  {'none':20s} {statistics.median(t for t, _, _ in times['none']):6.3f} s")
     for k, v in times.items():
         if k == 'none': continue
-        ratios = [statistics.median(t[j] / n[j] for t, n in zip(v, times['none'])) for j in range(3)]
-        print(f"  {k:20s} {statistics.median(t for t, _, _ in v):6.3f} s  {quartiles([t[0] / n[0] for t, n in zip(v, times['none'])])} none"
-              f"   CPU: process {ratios[1]:.3f}x, training thread {ratios[2]:.3f}x")
+        wall, process, thread = ([t[j] / n[j] for t, n in zip(v, times['none'])] for j in range(3))
+        print(f"  {k:20s} {statistics.median(t for t, _, _ in v):6.3f} s  {quartiles(wall)} none   CPU: process "
+              f"{statistics.median(process):.3f}x, training thread {statistics.median(thread):.3f}x")
 
     stages = {'saving nothing': SaveNothing, 'taking the state only': TakeOnlyCB, 'the whole checkpoint': CheckpointCB,
               'on the training thread': InlineCB, 'a forked writer (experiment)': ForkedWriterCB,

@@ -1,6 +1,7 @@
 """Checkpoints and exact resumes: the library's pieces, then `minitrain-fit --checkpoint` killed for real (SIGKILL, SIGTERM,
 Ctrl-C) and resumed, a damaged newest checkpoint, refusals, and torchrun restarts. Every wait is bounded."""
 import json, os, random, re, shutil, signal, stat, struct, subprocess, sys, time, zlib
+from datetime import datetime
 from pathlib import Path
 import numpy as np, pytest, torch
 import torch.nn.functional as F
@@ -552,8 +553,7 @@ def test_torchrun_restart_continues_from_the_checkpoint(mnist, torchrun_referenc
     out, err = p.communicate(timeout=180)
     # kept for a look afterwards (pytest keeps its last three runs' folders): once in eight runs, torchrun's restart has
     # waited out its 30 s grace for the surviving worker, which wrote nothing; its log's times say which step waited
-    (tmp_path/'torchrun.log').write_text(f"killed {max(workers)} at {time.strftime('%H:%M:%S', time.localtime(killed))}"
-                                         f".{int(killed % 1 * 1e6):06d}\n{err}")
+    (tmp_path/'torchrun.log').write_text(f"killed {max(workers)} at {datetime.fromtimestamp(killed):%H:%M:%S.%f}\n{err}")
     assert p.returncode == 0, err[-3000:]
     logs = {str(f.relative_to(tmp_path)): f.read_text() for f in (tmp_path/'logs').rglob('stderr.log')}
     assert any('attempt_1' in k and 'resuming from epoch' in v for k, v in logs.items()), logs
